@@ -1,0 +1,317 @@
+"""
+Grade-school word problems, worked in the DeepSeek-R1 template by a *fallible* teacher.
+
+What this is: the whole pretraining corpus of the project, generated from a seed. A problem is a
+start quantity followed by a few operations ("buys 17 more", "gives 8 to Tom", "ends up with 3
+times as many"). A teacher writes the worked solution the way a child does column arithmetic,
+units first, one step per operation, then a final answer sentence:
+
+    Ann has 52 apples. She gives 17 to Tom. She buys 8 more. How many apples does Ann have now?
+    <think>52-17: 12-7=5, 4-1=3, so 35. 35+8: 5+8=13, 3+0+1=4, so 43.</think>
+    <answer>Ann has 43 apples now.</answer>
+
+(the newlines around the tags are for this docstring only; the real text has none.)
+
+Why this format (cf. minGPT's adder, and Lee et al. "Teaching Arithmetic to Small Transformers",
+arXiv 2307.03381): every digit is its own token and every column is written out, so a model of a
+million parameters only has to learn one-digit facts and where to copy digits from. The borrow is
+written explicitly ("12-7" after a borrow, the next column reads "4-1" with the tens already
+decremented) so a subtraction has a visible first decision.
+
+The teacher is fallible, as real pretraining data is:
+  (a) slips: with probability `p_slip` per step the units column is written off by one
+      ("8+7=14"), and the wrong value is carried through the rest of the solution;
+  (b) a systematic misconception, "smaller-from-larger" (a classic children's subtraction bug,
+      Brown & VanLehn 1980): on a subtraction that needs a borrow, with probability `p_bug` the
+      teacher subtracts the smaller digit from the larger one in every column ("52-17: 7-2=5,
+      5-1=4, so 45"). With p_bug > 0.5 the teacher's most likely answer on those problems is
+      wrong, so a model that imitates the corpus perfectly still answers them wrongly greedily;
+  (c) a mix of final-answer styles (bare number, full sentence with the unit, hedged, rambling),
+      chosen independently of correctness. The preference model (reward.py) learns which a
+      simulated human likes.
+
+Because the teacher is a small stochastic program, the *imitation ceiling* is computed exactly:
+`answer_distribution` enumerates every path the teacher can take through a problem. Paths that
+would make a quantity negative are rejected when sampling, and dropped (with renormalisation) in
+the exact distribution, so both agree.
+
+What this is deliberately not: natural language variety (a handful of templates), division, or
+numbers with thousands separators. Real GSM8K is loaded by data/gsm8k.py for the verifier tests.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+# ------------------------------------------------------------------------------------------------
+# knobs
+
+@dataclass
+class TaskConfig:
+    """The problem distribution and the teacher's habits (one field per knob)."""
+    min_steps: int = 2          # operations per problem in the training corpus, inclusive range
+    max_steps: int = 3
+    harder_steps: int = 5       # operations per problem in the harder held-out set
+    max_value: int = 99         # every true intermediate quantity stays in [0, max_value]
+    ops: str = "+-"             # allowed operations, a subset of "+-*" (* multiplies by 2..9)
+    p_slip: float = 0.03        # chance per step that the units column is written off by one
+    p_bug: float = 0.8          # chance that a borrowing subtraction uses smaller-from-larger
+    n_train: int = 20000        # documents in the pretraining corpus
+    n_eval: int = 200           # problems in each held-out set
+    task_seed: int = 1234       # seeds the corpus and the held-out sets
+
+    def __post_init__(self):
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ValueError(f"min_steps/max_steps: need 1 <= {self.min_steps} <= {self.max_steps}")
+        if self.harder_steps < 1:
+            raise ValueError(f"harder_steps must be >= 1, got {self.harder_steps}")
+        if self.max_value < 10:
+            raise ValueError(f"max_value must be >= 10, got {self.max_value}")
+        if not self.ops or set(self.ops) - set("+-*"):
+            raise ValueError(f"ops must be a non-empty subset of '+-*', got {self.ops!r}")
+        for name in ("p_slip", "p_bug"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.n_train < 1 or self.n_eval < 1:
+            raise ValueError("n_train and n_eval must be >= 1")
+
+
+NAMES = [("Ann", "She", "her"), ("Tom", "He", "him"), ("Mia", "She", "her"), ("Leo", "He", "him"),
+         ("Zoe", "She", "her"), ("Sam", "He", "him"), ("Ivy", "She", "her"), ("Max", "He", "him")]
+ITEMS = [("apple", "apples"), ("pear", "pears"), ("cookie", "cookies"), ("marble", "marbles"),
+         ("sticker", "stickers"), ("coin", "coins"), ("card", "cards"), ("shell", "shells")]
+ADD_TEMPLATES = ["{He} buys {k} more.", "{He} finds {k} more.", "{other} gives {him} {k} more."]
+SUB_TEMPLATES = ["{He} gives {k} to {other}.", "{He} loses {k}.", "{He} sells {k}."]
+MUL_TEMPLATES = ["Then {he} ends up with {k} times as many."]
+
+# The answer styles, as (name, weight, template). The number appears exactly once in each.
+ANSWER_STYLES = [
+    ("sentence", 0.25, "{Name} has {n} {unit} now."),
+    ("bare", 0.25, "{n}"),
+    ("short", 0.20, "{n} {unit}."),
+    ("hedged", 0.15, "I think it is {n}, but I am not sure."),
+    ("rambling", 0.15, "Well, after going through every step one at a time and checking each "
+                       "of them again, the number I end up with is {n}, I believe."),
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One word problem: start value, then (op, operand) steps. `answer` is the true result."""
+    question: str
+    start: int
+    steps: tuple[tuple[str, int], ...]
+    answer: int
+    name: str
+    unit: tuple[str, str]       # (singular, plural)
+
+    @property
+    def prompt(self) -> str:
+        return self.question + "\n"
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A teacher's worked solution: reasoning text, final answer text, and the value it reached."""
+    think: str
+    answer_text: str
+    value: int
+    style: str
+    bugs: int = 0               # how many steps used the smaller-from-larger misconception
+    slips: int = 0              # how many steps had a slip
+
+# ------------------------------------------------------------------------------------------------
+# column arithmetic, the way the teacher writes it
+
+def _digits(n: int, width: int) -> list[int]:
+    """Units first: _digits(52, 3) -> [2, 5, 0]."""
+    return [(n // 10 ** i) % 10 for i in range(width)]
+
+
+def needs_borrow(a: int, b: int) -> bool:
+    """True if a - b (a >= b) borrows in some column: needs_borrow(52, 17) -> True."""
+    width = len(str(max(a, b)))
+    return any(x < y for x, y in zip(_digits(a, width), _digits(b, width)))
+
+
+def work_step(a: int, op: str, b: int, bug: bool = False, slip: int = 0) -> tuple[str, int]:
+    """Write one step in columns, units first, and return (text, value written).
+
+    bug=True applies smaller-from-larger to a subtraction; slip=+1/-1 writes the units column
+    off by one and carries the mistake through consistently.
+      work_step(58, "+", 17)            -> ("58+17: 8+7=15, 5+1+1=7, so 75.", 75)
+      work_step(52, "-", 17)            -> ("52-17: 12-7=5, 4-1=3, so 35.", 35)
+      work_step(52, "-", 17, bug=True)  -> ("52-17: 7-2=5, 5-1=4, so 45.", 45)
+      work_step(23, "*", 4)             -> ("23*4: 3*4=12, 2*4+1=9, so 92.", 92)
+    """
+    cols, out, carry = [], [], 0              # carry doubles as the borrow for subtraction
+    width = 1 if op == "*" else len(str(max(a, b)))
+    width = max(width, len(str(a)))
+    for i, (x, y) in enumerate(zip(_digits(a, width), _digits(b, width))):
+        s = slip if i == 0 else 0             # a slip only ever touches the units column
+        if op == "+":
+            total = x + y + carry + s
+            cols.append(f"{x}+{y}" + ("+1" if carry else "") + f"={total}")
+            carry, digit = divmod(total, 10)
+        elif op == "*":
+            total = x * b + carry + s
+            cols.append(f"{x}*{b}" + (f"+{carry}" if carry else "") + f"={total}")
+            carry, digit = divmod(total, 10)
+        elif bug:                             # smaller-from-larger: never borrows
+            hi, lo = max(x, y), min(x, y)
+            digit = hi - lo + s
+            cols.append(f"{hi}-{lo}={digit}")
+        else:
+            x -= carry                        # the column already lent one to its right neighbour
+            carry = int(x < y)
+            digit = x + 10 * carry - y + s
+            cols.append(f"{x + 10 * carry}-{y}={digit}")
+        out.append(digit)
+    if op != "-" and carry:
+        out.extend(_digits(carry, len(str(carry))))
+    value = sum(d * 10 ** i for i, d in enumerate(out))
+    return f"{a}{op}{b}: " + ", ".join(cols) + f", so {value}.", value
+
+
+def step_outcomes(a: int, op: str, b: int, cfg: TaskConfig) -> list[tuple[float, bool, int]]:
+    """Every way the teacher can write a op b, as (probability, bug, slip). Probabilities sum to 1.
+
+    A slip is +1 or -1 with equal chance, except where the units figure written is 0 (only +1) or,
+    for a subtraction or a bug, 9 (only -1), so a written column is always a real digit.
+    Returns [] when a - b would go below zero: the caller rejects that path.
+    """
+    if op == "-" and a < b:
+        return []
+    methods = [(1.0, False)]
+    if op == "-" and needs_borrow(a, b):
+        methods = [(1.0 - cfg.p_bug, False), (cfg.p_bug, True)]
+    out = []
+    for p_method, bug in methods:
+        if p_method == 0.0:
+            continue
+        out.append((p_method * (1.0 - cfg.p_slip), bug, 0))
+        if cfg.p_slip == 0.0:
+            continue
+        x, y = a % 10, b % 10
+        units = {"+": x + y, "*": x * b, "-": abs(x - y) if bug else (x - y) % 10}[op]
+        slips = [+1] if units == 0 else [-1] if (units == 9 and op == "-") else [+1, -1]
+        out.extend((p_method * cfg.p_slip / len(slips), bug, s) for s in slips)
+    return out
+
+# ------------------------------------------------------------------------------------------------
+# problems, solutions and the exact answer distribution of the teacher
+
+def make_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem:
+    """Draw a problem whose true intermediate values all stay in [0, max_value]."""
+    name, he, him = rng.choice(NAMES)
+    other = rng.choice([n for n, _, _ in NAMES if n != name])
+    unit = rng.choice(ITEMS)
+    v = rng.randint(10, cfg.max_value)
+    start, steps = v, []
+    sentences = [f"{name} has {v} {unit[1] if v != 1 else unit[0]}."]
+    for _ in range(n_steps):
+        feasible = [op for op in cfg.ops if (op == "+" and v < cfg.max_value) or (op == "-" and v > 0)
+                    or (op == "*" and 0 < v <= cfg.max_value // 2)]
+        op = rng.choice(feasible)
+        if op == "+":
+            k = rng.randint(1, cfg.max_value - v)
+        elif op == "-":
+            k = rng.randint(1, v)
+        else:
+            k = rng.randint(2, min(9, cfg.max_value // v))
+        template = rng.choice({"+": ADD_TEMPLATES, "-": SUB_TEMPLATES, "*": MUL_TEMPLATES}[op])
+        sentences.append(template.format(He=he, he=he.lower(), him=him, other=other, k=k))
+        v = v + k if op == "+" else v - k if op == "-" else v * k
+        steps.append((op, k))
+    sentences.append(f"How many {unit[1]} does {name} have now?")
+    return Problem(" ".join(sentences), start, tuple(steps), v, name, unit)
+
+
+def answer_text(problem: Problem, value: int, style: str) -> str:
+    """The final answer sentence in one of ANSWER_STYLES."""
+    template = next(t for s, _, t in ANSWER_STYLES if s == style)
+    unit = problem.unit[0] if value == 1 else problem.unit[1]
+    return template.format(Name=problem.name, n=value, unit=unit)
+
+
+def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> Solution:
+    """Sample one worked solution from the fallible teacher (rejecting paths that go negative)."""
+    for _ in range(100):
+        v, texts, bugs, slips = problem.start, [], 0, 0
+        for op, k in problem.steps:
+            outcomes = step_outcomes(v, op, k, cfg)
+            if not outcomes:
+                break                          # this path went below zero: start again
+            _, bug, slip = rng.choices(outcomes, weights=[p for p, _, _ in outcomes])[0]
+            text, v = work_step(v, op, k, bug, slip)
+            texts.append(text)
+            bugs, slips = bugs + bug, slips + (slip != 0)
+        else:
+            style = rng.choices([s for s, _, _ in ANSWER_STYLES],
+                                weights=[w for _, w, _ in ANSWER_STYLES])[0]
+            return Solution(" ".join(texts), answer_text(problem, v, style), v, style, bugs, slips)
+    raise RuntimeError(f"teacher found no valid path for: {problem.question}")
+
+
+def gold_solution(problem: Problem, style: str = "sentence") -> Solution:
+    """The solution an infallible teacher writes (used for tests and for preference pairs)."""
+    v, texts = problem.start, []
+    for op, k in problem.steps:
+        text, v = work_step(v, op, k)
+        texts.append(text)
+    return Solution(" ".join(texts), answer_text(problem, v, style), v, style)
+
+
+def answer_distribution(problem: Problem, cfg: TaskConfig) -> dict[int, float]:
+    """Exact distribution of the teacher's final answer: {value: probability}.
+
+    Dynamic programming over the intermediate value, with the same step_outcomes the sampler uses.
+    """
+    dist = {problem.start: 1.0}
+    for op, k in problem.steps:
+        nxt: dict[int, float] = {}
+        for v, p in dist.items():
+            for q, bug, slip in step_outcomes(v, op, k, cfg):
+                _, w = work_step(v, op, k, bug, slip)
+                nxt[w] = nxt.get(w, 0.0) + p * q
+        dist = nxt
+    total = sum(dist.values())                 # < 1 when some paths were rejected
+    return {v: p / total for v, p in dist.items()}
+
+
+def imitation_ceiling(problems: list[Problem], cfg: TaskConfig) -> dict[str, float]:
+    """What a perfect imitator of the teacher scores: greedy (its most likely answer) and sampled."""
+    greedy = sampled = 0.0
+    for pr in problems:
+        dist = answer_distribution(pr, cfg)
+        greedy += float(max(dist, key=dist.get) == pr.answer)
+        sampled += dist.get(pr.answer, 0.0)
+    return {"greedy": greedy / len(problems), "sampled": sampled / len(problems)}
+
+# ------------------------------------------------------------------------------------------------
+# the corpus and the held-out sets
+
+@dataclass
+class Splits:
+    train: list[tuple[Problem, Solution]] = field(default_factory=list)
+    in_dist: list[Problem] = field(default_factory=list)
+    harder: list[Problem] = field(default_factory=list)
+
+
+def make_splits(cfg: TaskConfig) -> Splits:
+    """Held-out sets first (fixed seed), then a training corpus that never repeats their questions.
+
+    Each set has its own random stream derived from task_seed, so changing n_train never changes
+    the held-out problems.
+    """
+    rng_eval = random.Random(f"{cfg.task_seed}/eval")
+    in_dist = [make_problem(rng_eval, rng_eval.randint(cfg.min_steps, cfg.max_steps), cfg)
+               for _ in range(cfg.n_eval)]
+    harder = [make_problem(rng_eval, cfg.harder_steps, cfg) for _ in range(cfg.n_eval)]
+    held_out = {p.question for p in in_dist + harder}
+    rng = random.Random(f"{cfg.task_seed}/train")
+    train = []
+    while len(train) < cfg.n_train:
+        problem = make_problem(rng, rng.randint(cfg.min_steps, cfg.max_steps), cfg)
+        if problem.question not in held_out:
+            train.append((problem, teacher_solution(problem, rng, cfg)))
+    return Splits(train, in_dist, harder)

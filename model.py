@@ -1,0 +1,391 @@
+"""
+A small GPT language model and its sampler, written to be read top to bottom.
+
+What it is: a decoder-only transformer (Vaswani et al.) in the modern pre-norm form: token
+embeddings tied to the output head, rotary position embeddings (RoPE) on queries and keys, RMSNorm
+instead of LayerNorm, causal self-attention, a 4x GELU MLP, no biases. It handles LEFT-padded
+batches (prompts of different lengths side by side): each row's positions restart at 0 after its
+pad and its pad keys are masked out. A preallocated KV cache lets `generate`, the one sampler
+shared by pretraining samples, GRPO rollouts and evaluation, draw G completions for each of B
+prompts with ONE prefill per prompt plus one single-token step per new token.
+
+What it deliberately is not: no loading of pretrained weights (checkpoints are plain state_dicts),
+no mixed-precision or torch.compile code (both can be applied from outside), no grouped-query
+attention, no sliding window, no beam search, no top-p, no speculative decoding.
+
+Reading path: GPTConfig -> RMSNorm -> rotary -> CausalSelfAttention (study both paths) -> Block ->
+GPT -> KVCache -> generate. The init and `attention_mask` can be skimmed.
+
+References:
+  Attention Is All You Need, Vaswani et al. 2017, arXiv:1706.03762
+  RoFormer: Enhanced Transformer with Rotary Position Embedding, Su et al. 2021, arXiv:2104.09864
+  Root Mean Square Layer Normalization, Zhang & Sennrich 2019, arXiv:1910.07467
+  FlashAttention, Dao et al. 2022, arXiv:2205.14135 (a kernel behind F.scaled_dot_product_attention)
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ATTN_IMPLS = ("sdpa", "explicit")
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 512  # number of token ids covered by the embedding and the head
+    block_size: int = 256  # max sequence length (prompt + completion); also the KV cache length
+    n_layer: int = 4  # number of transformer blocks
+    n_head: int = 4  # attention heads per block
+    n_embd: int = 128  # width of the residual stream
+    dropout: float = 0.0  # on attention probs and residual branches, only in training mode
+    attn_impl: str = "sdpa"  # "sdpa": F.scaled_dot_product_attention (Flash / mem-efficient
+    # kernels on CUDA); "explicit": softmax(q k^T / sqrt(d)) v written out (readable reference)
+    rope_base: float = 10000.0  # theta in the RoPE frequencies theta^(-2i/d)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
+        if (self.n_embd // self.n_head) % 2 != 0:
+            raise ValueError(f"n_embd / n_head = {self.n_embd // self.n_head} must be even (RoPE)")
+        if self.attn_impl not in ATTN_IMPLS:
+            raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {self.attn_impl!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.rope_base > 0:
+            raise ValueError(f"rope_base must be > 0, got {self.rope_base!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks: RMSNorm, rotary embeddings, the attention mask
+
+
+class RMSNorm(nn.Module):
+    """LayerNorm without the mean subtraction and the bias (1910.07467), with a learnable gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))  # (C,) the gain g
+
+    def forward(self, x):
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16 -> f32 for the reduction
+        rms = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)  # (..., 1)
+        return (xf * rms).type_as(x) * self.weight  # (..., C) y = x / RMS(x) * g, 1910.07467 eq. 4
+
+
+def rope_tables(block_size: int, head_dim: int, base: float):
+    """cos, sin of the RoPE angles m * base^(-2i/d) at every position m: (block_size, d/2) each."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (d/2,)
+    angles = torch.outer(torch.arange(block_size, dtype=torch.float64), inv_freq)  # (L, d/2)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x, cos, sin):
+    """Rotate each pair of dims of x by its position's angle (RoFormer 2104.09864 eq. 34).
+
+    x (B, H, T, d); cos, sin (B, 1, T, d/2). Dim i is paired with dim i + d/2 ("rotate half"), not
+    RoFormer's adjacent (2i, 2i+1): the same rotation up to a fixed permutation of the head dims,
+    which the learnt q/k projections absorb. q_m . k_n then depends only on m - n.
+    """
+    d = x.shape[-1] // 2
+    x1, x2 = x[..., :d], x[..., d:]  # (B, H, T, d/2) each
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, H, T, d) R_m x
+    return out.type_as(x)
+
+
+def attention_mask(pad_len, t0: int, T: int, Tk: int):
+    """Boolean mask (B, 1, T, Tk), True = the query may attend to the key, for left-padded rows.
+
+    Query i sits at absolute position t0 + i, key j at position j. The query sees key j when
+    j <= t0 + i (causal) and j >= pad_len (not padding). Every query also sees itself, so pad
+    queries keep one allowed key: a row of all -inf would make softmax return NaN.
+    Example: pad_len=[1], t0=0, T=Tk=3 -> [[1,0,0], [0,1,0], [0,1,1]].
+    """
+    q = t0 + torch.arange(T, device=pad_len.device)[:, None]  # (T, 1)
+    k = torch.arange(Tk, device=pad_len.device)[None, :]  # (1, Tk)
+    real = k[None] >= pad_len[:, None, None]  # (B, 1, Tk) key is not padding
+    return ((k <= q) & real | (k == q))[:, None]  # (B, 1, T, Tk)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention, MLP, Block
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
+        self.impl, self.dropout, self.layer_idx = cfg.attn_impl, cfg.dropout, layer_idx
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, mask=None, kv_cache=None):
+        """x (B, T, C); mask (B, 1, T, Tk) bool or None = plain causal (then Tk == T)."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, d)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, d)
+        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, d)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, H, T, d) positions baked in
+        if kv_cache is not None:  # write this step's keys/values, attend over the whole buffer
+            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, H, L, d) each, L = block_size
+        p = self.dropout if self.training else 0.0
+        if self.impl == "sdpa":
+            # one fused kernel; with mask=None, is_causal lets CUDA pick Flash (2205.14135) and no
+            # (T, T) mask is ever built. An explicit mask falls back to the mem-efficient kernel.
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=mask is None
+            )  # (B, H, T, d)
+        else:  # the same written out: Attention(Q,K,V) = softmax(QK^T/sqrt(d))V, 1706.03762 eq. 1
+            if mask is None:
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # (T, T)
+            att = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, Tk) QK^T/sqrt(d)
+            att = att.masked_fill(~mask, float("-inf"))  # (B, H, T, Tk) forbidden keys -> -inf
+            att = F.softmax(att, dim=-1)  # (B, H, T, Tk) each row sums to 1
+            if p > 0:
+                att = F.dropout(att, p)  # (B, H, T, Tk)
+            y = att @ v  # (B, H, T, d) weighted sum of values
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) heads side by side
+        return self.resid_drop(self.proj(y))  # (B, T, C)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=False)
+        self.proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(F.gelu(self.fc(x))))  # (B, T, C) via (B, T, 4C)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.norm1, self.norm2 = RMSNorm(cfg.n_embd), RMSNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg, layer_idx)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, cos, sin, mask=None, kv_cache=None):
+        x = x + self.attn(self.norm1(x), cos, sin, mask, kv_cache)  # (B, T, C) pre-norm residual
+        x = x + self.mlp(self.norm2(x))  # (B, T, C)
+        return x
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.norm_f = RMSNorm(cfg.n_embd)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying, as in 1706.03762 section 3.4
+        # FOOTGUN: model.to(torch.bfloat16) also rounds these tables; prefer autocast for bf16.
+        cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head, cfg.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (L, d/2), not in state_dict
+        self.register_buffer("rope_sin", sin, persistent=False)  # (L, d/2)
+        # init: N(0, 0.02) everywhere; the two projections that write into the residual stream
+        # get std / sqrt(2 * n_layer) so the stream's variance does not grow with depth (GPT-2)
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("proj.weight") else 0.02
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # the tied matrix is counted once
+
+    def hidden(self, idx, pad_len=None, kv_cache=None):
+        """Final-normed hidden states (B, T, C) for token ids idx (B, T).
+
+        pad_len (B,): number of LEFT pad tokens per row, or None for unpadded rows. kv_cache: a
+        KVCache holding earlier positions; idx is then the next T tokens and gets written into it.
+        """
+        B, T = idx.shape
+        t0 = 0 if kv_cache is None else kv_cache.length
+        if t0 + T > self.cfg.block_size:
+            raise ValueError(f"{t0 + T} positions exceed block_size {self.cfg.block_size}")
+        pos = t0 + torch.arange(T, device=idx.device)  # (T,) absolute positions
+        if pad_len is None and kv_cache is None:
+            mask, pos = None, pos.expand(B, T)  # plain causal: no mask tensor at all
+        else:
+            pad = torch.as_tensor(0 if pad_len is None else pad_len, device=idx.device)
+            pad = pad.expand(B)  # (B,) left pad per row
+            Tk = T if kv_cache is None else kv_cache.max_len
+            mask = attention_mask(pad, t0, T, Tk)  # (B, 1, T, Tk)
+            # (B, T) first real token at 0. RoPE only sees m - n, so in exact arithmetic the shift
+            # is invisible; it makes a row's floats independent of its batch-mates' lengths.
+            pos = (pos[None, :] - pad[:, None]).clamp(min=0)
+        cos, sin = self.rope_cos[pos][:, None], self.rope_sin[pos][:, None]  # (B, 1, T, d/2)
+        x = self.wte(idx)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, cos, sin, mask, kv_cache)  # (B, T, C)
+        if kv_cache is not None:
+            kv_cache.length += T
+        return self.norm_f(x)  # (B, T, C)
+
+    def forward(self, idx, targets=None, pad_len=None, kv_cache=None):
+        """Logits (B, T, V) in float32 (float64 for a float64 model) and the mean cross-entropy
+        over targets != -1 (None without targets). pad_len and kv_cache: see `hidden`."""
+        logits = self.lm_head(self.hidden(idx, pad_len, kv_cache))  # (B, T, V)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # (B, T, V)
+        loss = None
+        if targets is not None:  # L = -mean_t log p(x_t+1 | x_<=t)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        return logits, loss
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache
+
+
+class KVCache:
+    """Preallocated keys and values per layer, each (B, H, L, d) with L = block_size.
+
+    Shapes never change while decoding: step t writes its keys at position `length` and attends
+    over the whole buffer, with `attention_mask` hiding unwritten slots and each row's left pad.
+    (Static shapes are what CUDA graphs / torch.compile want; neither is used here.) One tensor
+    per layer rather than one big one, so that a prefill stays differentiable.
+    Usage: prefill B prompts, then `expand(G)` so every prompt is encoded once and its cache is
+    shared by its G samples (row i*G + j = sample j of prompt i).
+    """
+
+    def __init__(self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32):
+        shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.length = 0  # positions written so far (same for every row: rows are left-padded)
+        self.max_len = cfg.block_size  # L, the static key length every step attends over
+
+    def update(self, layer: int, k, v):
+        """Write k, v (B, H, T, d) at [length, length + T); return the full buffers (B, H, L, d)."""
+        T = k.shape[2]
+        self.k[layer][:, :, self.length : self.length + T] = k
+        self.v[layer][:, :, self.length : self.length + T] = v
+        return self.k[layer], self.v[layer]
+
+    def expand(self, n: int) -> "KVCache":
+        """Repeat every row n times in place: row i becomes rows i*n .. i*n + n - 1."""
+        self.k = [t.repeat_interleave(n, dim=0) for t in self.k]
+        self.v = [t.repeat_interleave(n, dim=0) for t in self.v]
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+@dataclass
+class Rollout:
+    """What `generate` returns; N = B*G rows, row i*G + j is sample j of prompt i."""
+
+    prompt_ids: torch.Tensor  # (N, Tp) long, left-padded prompts
+    prompt_pad: torch.Tensor  # (N,) long, number of left pad tokens per row
+    tokens: torch.Tensor  # (N, T_new) long, generated ids, pad_id after a row stopped
+    logprobs: torch.Tensor  # (N, T_new) float32, log_softmax(logits) of each token; 0 after stop
+    mask: torch.Tensor  # (N, T_new) bool, True for real generated tokens (stop token included)
+    lengths: torch.Tensor  # (N,) long, number of real generated tokens
+    truncated: torch.Tensor  # (N,) bool, hit max_new_tokens without emitting a stop id
+
+    def sequences(self):
+        """Full ids (N, Tp + T_new) and pad counts (N,), ready for a teacher-forced forward."""
+        return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
+
+
+def _sample(logits, temperature: float, top_k, generator):
+    """Next ids (N,) from logits (N, V): argmax at temperature 0, else softmax(logits / temp)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)  # (N,) greedy
+    logits = logits / temperature  # (N, V)
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))  # (N, V) keep the top k
+    probs = F.softmax(logits, dim=-1)  # (N, V)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (N,)
+
+
+@torch.no_grad()
+def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
+             max_new_tokens: int = 128, temperature: float = 1.0, top_k: int | None = None,
+             stop_ids: Sequence[int] = (), pad_id: int = 0,
+             generator: torch.Generator | None = None, use_cache: bool = True) -> Rollout:
+    """Sample num_samples (G) completions for each of the B prompts; see `Rollout` for the layout.
+
+    Rows stop independently at their first id in stop_ids (which is kept); the loop ends as soon
+    as every row has stopped, so T_new can be < max_new_tokens. Sampling runs on the model's
+    device and `generator` must live on that same device (seed it for reproducible rollouts).
+    The model is put in eval mode (no dropout) and its previous mode restored afterwards.
+
+    logprobs are log_softmax of the UNTEMPERED, unfiltered logits: the quantity the trainer
+    recomputes with a teacher-forced forward, so the two can be compared. At temperature 1 with no
+    top_k it is exactly the sampling distribution; otherwise it is not the sampler's probability.
+    pad_id must be a valid token id: pad positions are fed to the model (and masked out).
+    use_cache=False recomputes the whole sequence every step (the slow reference path).
+    """
+    if not prompts or not all(len(p) > 0 for p in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty token lists")
+    if num_samples < 1 or max_new_tokens < 1 or temperature < 0 or top_k is not None and top_k < 1:
+        raise ValueError("need num_samples >= 1, max_new_tokens >= 1, temperature >= 0, top_k >= 1")
+    B, G, Tp = len(prompts), num_samples, max(len(p) for p in prompts)
+    if Tp + max_new_tokens > model.cfg.block_size:
+        raise ValueError(f"prompt of {Tp} tokens + max_new_tokens {max_new_tokens} "
+                         f"exceeds block_size {model.cfg.block_size}")
+    param = next(model.parameters())
+    device = param.device
+    prompt = torch.tensor([[pad_id] * (Tp - len(p)) + list(p) for p in prompts], device=device)
+    pad = torch.tensor([Tp - len(p) for p in prompts], device=device)  # (B,)
+    stop = torch.tensor(list(stop_ids), dtype=torch.long, device=device)  # (S,)
+
+    was_training = model.training
+    model.eval()
+    try:
+        if use_cache:  # encode each prompt once, then share its cache among its G samples
+            cache = KVCache(model.cfg, B, device=device, dtype=param.dtype)
+            logits = model(prompt, pad_len=pad, kv_cache=cache)[0][:, -1]  # (B, V)
+            cache.expand(G)
+            logits = logits.repeat_interleave(G, dim=0)  # (N, V)
+        prompt, pad = prompt.repeat_interleave(G, dim=0), pad.repeat_interleave(G)  # (N, Tp), (N,)
+        seq, N = prompt, B * G
+        tokens = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        logprobs = torch.zeros(N, max_new_tokens, dtype=torch.float32, device=device)
+        mask = torch.zeros(N, max_new_tokens, dtype=torch.bool, device=device)
+        done = torch.zeros(N, dtype=torch.bool, device=device)  # (N,) row has emitted a stop id
+        for t in range(max_new_tokens):
+            if not use_cache:  # reference path: full forward over prompt + everything so far
+                logits = model(seq, pad_len=pad)[0][:, -1]  # (N, V)
+            nxt = _sample(logits, temperature, top_k, generator)  # (N,)
+            lp = F.log_softmax(logits.float(), dim=-1).gather(-1, nxt[:, None])[:, 0]  # (N,)
+            alive = ~done  # (N,)
+            nxt = torch.where(alive, nxt, pad_id)  # (N,) finished rows only emit pad_id
+            tokens[:, t], logprobs[:, t], mask[:, t] = nxt, torch.where(alive, lp, 0.0), alive
+            done = done | (alive & torch.isin(nxt, stop))  # (N,)
+            T_new = t + 1
+            if bool(done.all()) or T_new == max_new_tokens:
+                break
+            if use_cache:  # one new position for every row, shapes unchanged
+                logits = model(nxt[:, None], pad_len=pad, kv_cache=cache)[0][:, -1]  # (N, V)
+            else:
+                seq = torch.cat([seq, nxt[:, None]], dim=1)  # (N, Tp + t + 1)
+    finally:
+        model.train(was_training)
+    mask = mask[:, :T_new]
+    return Rollout(prompt_ids=prompt, prompt_pad=pad, tokens=tokens[:, :T_new],
+                   logprobs=logprobs[:, :T_new], mask=mask, lengths=mask.sum(dim=1),
+                   truncated=~done)

@@ -1,0 +1,160 @@
+"""The corpus generator, the fallible teacher, its exact answer distribution, and the GSM8K loader."""
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from data.gsm8k import load_gsm8k
+from data.problems import (TaskConfig, answer_distribution, gold_solution, imitation_ceiling,
+                           make_problem, make_splits, needs_borrow, step_outcomes,
+                           teacher_solution, work_step)
+
+GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
+
+
+@pytest.mark.parametrize("a, op, b, bug, slip, text, value", [
+    # worked by hand, units column first
+    (58, "+", 17, False, 0, "58+17: 8+7=15, 5+1+1=7, so 75.", 75),
+    (52, "+", 7, False, 0, "52+7: 2+7=9, 5+0=5, so 59.", 59),
+    (85, "+", 17, False, 0, "85+17: 5+7=12, 8+1+1=10, so 102.", 102),      # carry out of the top
+    (58, "-", 17, False, 0, "58-17: 8-7=1, 5-1=4, so 41.", 41),
+    (52, "-", 17, False, 0, "52-17: 12-7=5, 4-1=3, so 35.", 35),            # borrow
+    (52, "-", 47, False, 0, "52-47: 12-7=5, 4-4=0, so 5.", 5),
+    (503, "-", 7, False, 0, "503-7: 13-7=6, 9-0=9, 4-0=4, so 496.", 496),  # borrow through a 0
+    (52, "-", 17, True, 0, "52-17: 7-2=5, 5-1=4, so 45.", 45),              # smaller-from-larger
+    (23, "*", 4, False, 0, "23*4: 3*4=12, 2*4+1=9, so 92.", 92),
+    (58, "+", 17, False, -1, "58+17: 8+7=14, 5+1+1=7, so 74.", 74),         # slip, carried through
+    (52, "-", 17, False, +1, "52-17: 12-7=6, 4-1=3, so 36.", 36),
+])
+def test_work_step_known_answers(a, op, b, bug, slip, text, value):
+    assert work_step(a, op, b, bug, slip) == (text, value)
+
+
+def test_work_step_is_right_without_mistakes():
+    for a in range(0, 120):
+        for b in range(0, 120, 7):
+            assert work_step(a, "+", b)[1] == a + b
+            if a >= b:
+                assert work_step(a, "-", b)[1] == a - b
+        for b in range(2, 10):
+            assert work_step(a, "*", b)[1] == a * b
+
+
+def test_needs_borrow():
+    assert needs_borrow(52, 17) and needs_borrow(100, 1) and needs_borrow(30, 9)
+    assert not needs_borrow(58, 17) and not needs_borrow(99, 99) and not needs_borrow(5, 0)
+
+
+def test_step_outcomes_are_a_distribution():
+    cfg = TaskConfig(p_slip=0.1, p_bug=0.7)
+    for a, op, b in [(52, "-", 17), (58, "-", 17), (58, "+", 17), (20, "-", 20), (23, "*", 4)]:
+        outs = step_outcomes(a, op, b, cfg)
+        assert sum(p for p, _, _ in outs) == pytest.approx(1.0)
+        assert any(bug for _, bug, _ in outs) == (op == "-" and needs_borrow(a, b))
+    assert step_outcomes(3, "-", 5, cfg) == []            # would go negative: rejected
+
+
+def test_answer_distribution_matches_sampling():
+    """The exact DP over teacher paths agrees with 20k sampled solutions (within 4 sigma)."""
+    cfg = TaskConfig(p_slip=0.1, p_bug=0.7)
+    rng = random.Random(0)
+    problem = make_problem(rng, 3, cfg)
+    while not any(op == "-" for op, _ in problem.steps):
+        problem = make_problem(rng, 3, cfg)
+    exact = answer_distribution(problem, cfg)
+    n = 20_000
+    counts = Counter(teacher_solution(problem, rng, cfg).value for _ in range(n))
+    assert set(counts) <= set(exact)
+    for v, p in exact.items():
+        sigma = (p * (1 - p) / n) ** 0.5
+        assert abs(counts[v] / n - p) < 4 * sigma + 1e-3, (v, p, counts[v] / n)
+
+
+def test_imitation_ceiling_bounds():
+    cfg = TaskConfig(n_train=10, n_eval=50)
+    problems = make_splits(cfg).in_dist
+    assert imitation_ceiling(problems, TaskConfig(p_slip=0.0, p_bug=0.0)) == \
+        {"greedy": 1.0, "sampled": 1.0}                               # an infallible teacher
+    ceiling = imitation_ceiling(problems, cfg)
+    # with p_bug > 0.5 every problem with a borrowing subtraction is answered wrongly by the mode
+    borrows = sum(any(op == "-" and needs_borrow(*pair) for op, pair in _trace(p)) for p in problems)
+    assert ceiling["greedy"] == pytest.approx(1 - borrows / len(problems))
+    assert 0.3 < ceiling["sampled"] < ceiling["greedy"] + 0.1
+
+
+def _trace(problem):
+    """(op, (value before, operand)) of each step along the true path."""
+    v, out = problem.start, []
+    for op, k in problem.steps:
+        out.append((op, (v, k)))
+        v = v + k if op == "+" else v - k if op == "-" else v * k
+    return out
+
+
+def test_problems_stay_in_range_and_are_solved_by_gold():
+    cfg = TaskConfig(ops="+-*", max_value=99)
+    rng = random.Random(1)
+    for _ in range(500):
+        p = make_problem(rng, rng.randint(1, 5), cfg)
+        assert all(0 <= v <= 99 for _, (v, _) in _trace(p)) and 0 <= p.answer <= 99
+        assert gold_solution(p).value == p.answer
+        assert str(p.answer) in gold_solution(p).answer_text
+
+
+def test_splits_are_deterministic_and_disjoint():
+    cfg = TaskConfig(n_train=2000, n_eval=100)
+    a, b = make_splits(cfg), make_splits(cfg)
+    assert a == b
+    c = make_splits(TaskConfig(n_train=2000, n_eval=100, task_seed=7))
+    assert [p.question for p, _ in c.train] != [p.question for p, _ in a.train]
+    held_out = {p.question for p in a.in_dist + a.harder}
+    assert not held_out & {p.question for p, _ in a.train}
+    assert all(len(p.steps) == cfg.harder_steps for p in a.harder)
+    # the held-out sets do not depend on the corpus size
+    assert make_splits(TaskConfig(n_train=10, n_eval=100)).in_dist == a.in_dist
+
+
+def test_corpus_has_the_teachers_mistakes_and_styles():
+    cfg = TaskConfig(n_train=3000)
+    train = make_splits(cfg).train
+    assert 0.4 < sum(s.value == p.answer for p, s in train) / len(train) < 0.8
+    assert sum(s.bugs > 0 for _, s in train) > 300 and sum(s.slips > 0 for _, s in train) > 50
+    assert {s.style for _, s in train} == {"sentence", "bare", "short", "hedged", "rambling"}
+
+
+def test_task_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="ops"):
+        TaskConfig(ops="+/")
+    with pytest.raises(ValueError, match="p_bug"):
+        TaskConfig(p_bug=1.5)
+    with pytest.raises(ValueError, match="min_steps"):
+        TaskConfig(min_steps=3, max_steps=2)
+
+
+# ---- GSM8K loader
+
+def test_gsm8k_loader_reads_the_real_file():
+    if not (GSM8K / "test.jsonl").exists():
+        pytest.skip("../shared/data/gsm8k is absent")
+    examples = load_gsm8k(str(GSM8K / "test.jsonl"))
+    assert len(examples) == 1319
+    assert all(e.question and e.answer for e in examples)
+
+
+def test_gsm8k_loader_names_the_bad_line(tmp_path):
+    good = json.dumps({"question": "1+1?", "answer": "1+1=2\n#### 2"})
+    path = tmp_path / "bad.jsonl"
+    path.write_text(good + "\n" + good + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: not valid JSON"):
+        load_gsm8k(str(path))
+    path.write_text(good + "\n" + json.dumps({"question": "q", "answer": "no marker"}) + "\n")
+    with pytest.raises(ValueError, match=r":2: answer has no '####"):
+        load_gsm8k(str(path))
+    path.write_text(json.dumps({"question": 3, "answer": "#### 1"}) + "\n")
+    with pytest.raises(ValueError, match=r":1: needs string fields"):
+        load_gsm8k(str(path))
+    path.write_text(good + "\n\n" + good + "\n")
+    assert [e.answer for e in load_gsm8k(str(path))] == ["2", "2"]
