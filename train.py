@@ -1,5 +1,6 @@
 """
-The whole pipeline in one run directory: corpus + tokenizer, pretraining, evaluation, report.
+The whole pipeline in one run directory: corpus + tokenizer, pretraining, the preference model,
+evaluation, report.
 
     python train.py                        # cpu preset without a GPU (minutes), gpu preset with one
     python train.py --preset smoke         # seconds: the pipeline end to end on a toy model
@@ -9,8 +10,12 @@ The whole pipeline in one run directory: corpus + tokenizer, pretraining, evalua
 Stages (run in this order, `--stages` picks a subset):
   pretrain  generate the fallible teacher's corpus (data/problems.py), train the BPE tokenizer
             (data/tokenizer.py), then next-token pretraining of the GPT in model.py;
+  reward    pairs of final answers labelled by a simulated human (data/rater.py), then a small
+            Bradley-Terry preference model on the answer span only (reward.py), saved as
+            out/<run>/reward.pt beside the policy;
   eval      held-out greedy accuracy, pass@1, pass@k and format rate (evaluate.py), in
-            distribution and on harder problems, next to the teacher's imitation ceiling.
+            distribution and on harder problems, next to the teacher's imitation ceiling, plus
+            the human's gold_score and the preference model's pref_score of the sampled answers.
 Each stage merges its figures into out/<run>/report.json.
 
 Pretraining details: loss on completion tokens only (`<think>` ... `<|endoftext|>`): the prompt's
@@ -40,8 +45,9 @@ from data.problems import TaskConfig, imitation_ceiling, make_splits, teacher_so
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
 from model import GPT, GPTConfig
+from reward import RewardConfig, eval_scorers, train_reward_model
 
-STAGES = ("pretrain", "eval")
+STAGES = ("pretrain", "reward", "eval")
 
 
 @dataclass
@@ -66,14 +72,14 @@ class RunConfig:
 
 @dataclass
 class PretrainConfig:
-    batch_size: int = 64        # documents per step
-    pretrain_steps: int = 1000
+    batch_size: int = 32        # documents per step
+    pretrain_steps: int = 800
     lr: float = 3e-3            # peak learning rate
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1   # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.1   # on matrices only, not on norms
     grad_clip: float = 1.0
-    eval_every: int = 250       # validation loss + quick greedy accuracy every N steps
+    eval_every: int = 200       # validation loss + quick greedy accuracy every N steps
 
     def __post_init__(self):
         for name in ("batch_size", "pretrain_steps", "eval_every"):
@@ -88,11 +94,13 @@ PRESETS = {
     "cpu": {},
     "smoke": dict(n_train=400, n_eval=8, vocab_size=320, n_layer=1, n_head=2, n_embd=32,
                   batch_size=8, pretrain_steps=12, warmup_steps=2, eval_every=6, eval_k=2,
-                  max_new_tokens=48),
+                  max_new_tokens=48, rm_pairs=64, rm_eval_pairs=2, rm_steps=4, rm_batch_size=8,
+                  rm_n_layer=1, rm_n_embd=32),
     "gpu": dict(max_value=999, min_steps=2, max_steps=4, harder_steps=6, n_train=200_000,
                 n_eval=500, vocab_size=1024, block_size=384, n_layer=8, n_head=8, n_embd=384,
                 batch_size=128, pretrain_steps=6000, lr=1.5e-3, warmup_steps=300,
-                max_new_tokens=320, eval_every=1000),
+                max_new_tokens=320, eval_every=1000, rm_pairs=20000, rm_steps=1500,
+                rm_batch_size=64),
 }
 
 
@@ -157,7 +165,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
     # ---- training loop
     queue: list[int] = []
     tokens_seen, train_time, loss_ema = 0, 0.0, None
-    bar = tqdm(range(cfg.pretrain_steps + 1), desc="pretrain", dynamic_ncols=True)
+    bar = tqdm(range(cfg.pretrain_steps + 1), desc="pretrain", dynamic_ncols=True, mininterval=1.0)
     for step in bar:
         last_step = step == cfg.pretrain_steps
         if step % cfg.eval_every == 0 or last_step:           # once in a while: validate
@@ -216,11 +224,12 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
     t0 = time.time()
     splits = make_splits(dataclasses.replace(task, n_train=1))   # held-out sets only
     model, tok, _ = load_model(out, "pretrain", device)
+    scorers = eval_scorers(out, tok, device)     # gold_score, and pref_score after the reward stage
     results = {}
     for name, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
         results[name] = evaluate(model, tok, problems, k=run.eval_k,
                                  max_new_tokens=run.max_new_tokens, seed=run.seed,
-                                 desc=f"eval pretrained/{name}")
+                                 desc=f"eval pretrained/{name}", scorers=scorers)
         print(f"eval pretrained/{name} | " + " | ".join(
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results[name].items()))
     return {"eval": {"pretrained": results}, "time_s": {"eval": time.time() - t0}}
@@ -229,7 +238,7 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
 # ------------------------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> None:
-    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig()]
+    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig()]
     if argv in (["-h"], ["--help"]):
         print(__doc__ + "\n" + config.help_text(configs) + "\n\npresets: " + ", ".join(PRESETS))
         return
@@ -238,13 +247,13 @@ def main(argv: list[str]) -> None:
     if preset not in PRESETS:
         raise config.ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     configs = config.apply(configs, {**PRESETS[preset], "preset": preset})
-    run, task, gpt, pcfg = config.apply(configs, pairs)
+    run, task, gpt, pcfg, rcfg = config.apply(configs, pairs)
     device = run.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = run.out or os.path.join("out", preset)
     os.makedirs(out, exist_ok=True)
 
     # the run directory belongs to one config: refuse to mix two runs in one folder
-    described = config.as_dict([task, gpt, pcfg])
+    described = config.as_dict([task, gpt, pcfg, rcfg])
     described["RunConfig"] = {k: v for k, v in dataclasses.asdict(run).items()
                               if k not in ("stages", "device", "out")}
     path = os.path.join(out, "config.json")
@@ -256,6 +265,8 @@ def main(argv: list[str]) -> None:
     stages = run.stages.split(",")
     if "pretrain" in stages:
         update_report(out, pretrain(run, task, gpt, pcfg, out, device))
+    if "reward" in stages:
+        update_report(out, train_reward_model(run, task, gpt, rcfg, out, device))
     if "eval" in stages:
         update_report(out, evaluate_stage(run, task, out, device))
     times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})

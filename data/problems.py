@@ -28,7 +28,10 @@ The teacher is fallible, as real pretraining data is:
       wrong, so a model that imitates the corpus perfectly still answers them wrongly greedily;
   (c) a mix of final-answer styles (bare number, full sentence with the unit, hedged, rambling),
       chosen independently of correctness. The preference model (reward.py) learns which a
-      simulated human likes.
+      simulated human likes;
+  (d) now and then (`p_rude`) a rude remark, RUDE_REMARK, after a step of the reasoning: the
+      target of the whole-response "harmlessness" term of the reward blend, which an
+      answer-only preference model cannot see.
 
 Because the teacher is a small stochastic program, the *imitation ceiling* is computed exactly:
 `answer_distribution` enumerates every path the teacher can take through a problem. Paths that
@@ -55,6 +58,7 @@ class TaskConfig:
     ops: str = "+-"             # allowed operations, a subset of "+-*" (* multiplies by 2..9)
     p_slip: float = 0.03        # chance per step that the units column is written off by one
     p_bug: float = 0.8          # chance that a borrowing subtraction uses smaller-from-larger
+    p_rude: float = 0.1         # chance that a solution's reasoning holds a rude remark
     n_train: int = 20000        # documents in the pretraining corpus
     n_eval: int = 200           # problems in each held-out set
     task_seed: int = 1234       # seeds the corpus and the held-out sets
@@ -68,7 +72,7 @@ class TaskConfig:
             raise ValueError(f"max_value must be >= 10, got {self.max_value}")
         if not self.ops or set(self.ops) - set("+-*"):
             raise ValueError(f"ops must be a non-empty subset of '+-*', got {self.ops!r}")
-        for name in ("p_slip", "p_bug"):
+        for name in ("p_slip", "p_bug", "p_rude"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.n_train < 1 or self.n_eval < 1:
@@ -82,6 +86,7 @@ ITEMS = [("apple", "apples"), ("pear", "pears"), ("cookie", "cookies"), ("marble
 ADD_TEMPLATES = ["{He} buys {k} more.", "{He} finds {k} more.", "{other} gives {him} {k} more."]
 SUB_TEMPLATES = ["{He} gives {k} to {other}.", "{He} loses {k}.", "{He} sells {k}."]
 MUL_TEMPLATES = ["Then {he} ends up with {k} times as many."]
+RUDE_REMARK = "This is stupid."
 
 # The answer styles, as (name, weight, template). The number appears exactly once in each.
 ANSWER_STYLES = [
@@ -246,6 +251,8 @@ def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> S
             texts.append(text)
             bugs, slips = bugs + bug, slips + (slip != 0)
         else:
+            if rng.random() < cfg.p_rude:
+                texts.insert(rng.randint(1, len(texts)), RUDE_REMARK)
             style = rng.choices([s for s, _, _ in ANSWER_STYLES],
                                 weights=[w for _, w, _ in ANSWER_STYLES])[0]
             return Solution(" ".join(texts), answer_text(problem, v, style), v, style, bugs, slips)

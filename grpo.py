@@ -1,0 +1,276 @@
+"""
+GRPO, written out: rollout -> reward -> group advantage -> clipped policy-gradient step.
+
+One step: for each of B prompts sample G completions with model.py's KV-cache sampler (each
+prompt prefilled once, its cache shared by its G samples), score them with the reward blend of
+reward.py, turn the rewards into advantages within each group, and update the policy on
+
+    J(θ) = agg_{i,t} [ min(ρ_it A_i, clip(ρ_it, 1 - ε_low, 1 + ε_high) A_i) - β k3_it ]
+    ρ_it = π_θ(o_it | q, o_i<t) / π_old(o_it | q, o_i<t)
+
+Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ from it:
+  1) advantage A_i = r_i - mean(r), no division by the group std (Dr. GRPO, arXiv 2503.20783):
+     the std re-scales a group where only the preference score varies to unit size, whatever
+     w_pref is (algorithms.md §8.1). `--advantage grpo` restores the z-score.
+  2) loss = sum over all tokens / number of tokens in the step (DAPO, arXiv 2503.14476), so each
+     token weighs the same whatever its sequence length. `--loss_agg seq` is DeepSeekMath's
+     per-sequence mean, `--loss_agg constant` Dr. GRPO's sum / (N * max_new_tokens).
+  3) β = 0: no KL term and no reference model (DAPO, Dr. GRPO). `--kl_beta 0.04` adds
+     DeepSeekMath's k3 estimator in the loss against a frozen copy of the pretrained model.
+  4) μ = 1 inner epoch: π_old = π_θ at the update, so ρ = 1 and the clip never acts; the step
+     is REINFORCE with a group baseline (DeepSeekMath §5.2.1). `--inner_epochs 2` makes the clip
+     (ε_low 0.2, ε_high 0.28: DAPO's clip-higher) matter.
+  5) G = 8, a few hundred completions per step, lr ~1/10 of pretraining, T = 1 rollouts.
+Also available: dropping zero-variance groups, decided on the raw verifier outcome, never on the
+blended reward (algorithms.md §8.2); truncated completions get reward 0 (`--truncation zero`,
+Dr. GRPO) or are masked out of the loss (`--truncation mask`, DAPO's overlong filtering).
+Dropout is off in every RL forward pass (the policy is kept in eval mode).
+
+The same forward code scores tokens at sampling time (model.generate records log-probs) and at
+training time (`token_logprobs`): they agree to ~1e-6 in float32, tested.
+
+What this is deliberately not: PPO with a value model, process rewards, or a distributed
+rollout engine.
+"""
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from evaluate import completions, evaluate
+from model import generate
+
+
+@dataclass
+class GRPOConfig:
+    rl_steps: int = 100         # policy updates
+    prompts_per_step: int = 16  # B
+    group_size: int = 8         # G completions per prompt
+    rl_lr: float = 3e-4         # AdamW, constant after a short warm-up
+    rl_warmup: int = 5
+    advantage: str = "drgrpo"   # drgrpo: r - mean(r) | grpo: (r - mean(r)) / (std(r) + eps)
+    std_eps: float = 1e-4
+    loss_agg: str = "token"     # token (DAPO) | seq (DeepSeekMath) | constant (Dr. GRPO)
+    inner_epochs: int = 1       # μ: updates per batch of rollouts; the clip acts only when > 1
+    clip_low: float = 0.2       # ε_low
+    clip_high: float = 0.28     # ε_high (clip-higher, DAPO)
+    kl_beta: float = 0.0        # β of the k3 KL term; 0 builds no reference model
+    drop_zero_var: bool = False  # drop groups whose verifier outcomes are all equal
+    truncation: str = "zero"    # zero: reward 0 | mask: left out of the loss
+    rl_temperature: float = 1.0
+    rl_grad_clip: float = 1.0
+    rl_eval_every: int = 25     # quick held-out greedy accuracy every N steps
+
+    def __post_init__(self):
+        choices = {"advantage": ("drgrpo", "grpo"), "loss_agg": ("token", "seq", "constant"),
+                   "truncation": ("zero", "mask")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")
+        for name in ("rl_steps", "prompts_per_step", "group_size", "inner_epochs", "rl_eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.rl_lr > 0 and self.std_eps > 0 and self.rl_temperature > 0):
+            raise ValueError("--rl_lr, --std_eps and --rl_temperature must be > 0")
+        if not (0 <= self.clip_low < 1 and self.clip_high >= 0 and self.kl_beta >= 0):
+            raise ValueError("need 0 <= --clip_low < 1, --clip_high >= 0 and --kl_beta >= 0")
+
+# ------------------------------------------------------------------------------------------------
+# the pure math (each piece tested against a group worked by hand in tests/test_grpo.py)
+
+def group_advantages(rewards: torch.Tensor, kind: str = "drgrpo", eps: float = 1e-4):
+    """rewards (B, G) -> advantages (B, G).
+
+    drgrpo: A = r - mean(r)                  (Dr. GRPO, arXiv 2503.20783)
+    grpo:   A = (r - mean(r)) / (std(r) + ε) (DeepSeekMath §4.1.2; std is the sample std, n - 1,
+            as in TRL: at G = 2 it is √2 times the population std)
+    A group whose rewards are all equal gets A = 0 in both.
+    """
+    centred = rewards - rewards.mean(dim=1, keepdim=True)          # (B, G) r_i - mean(r)
+    if kind == "drgrpo":
+        return centred
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)        # (B, G)
+
+
+def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:
+    """verifier (B, G) raw 0/1 outcomes -> (B,) True where every answer in the group scored the
+    same. Read from the verifier, never the blended reward: a continuous preference score makes
+    std(r) > 0 almost always, so a filter on r would never fire (algorithms.md §8.2)."""
+    return (verifier == verifier[:, :1]).all(dim=1)
+
+
+def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig):
+    """Rewards (B, G) of a step -> advantages (N,) and which completions enter the loss (N,).
+
+    truncation "zero": a completion cut off at max_new_tokens gets reward 0 before the group
+    baseline is taken (Dr. GRPO); "mask": it keeps its reward for the baseline but is left out
+    of the loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw
+    verifier outcomes are all equal (DAPO's dynamic sampling without the refill).
+    """
+    if cfg.truncation == "zero":
+        reward = torch.where(truncated, 0.0, reward)                 # (B, G) cut off: earns 0
+    adv = group_advantages(reward, cfg.advantage, cfg.std_eps)       # (B, G)
+    keep = torch.ones_like(truncated)                                # (B, G) bool
+    if cfg.truncation == "mask":
+        keep &= ~truncated
+    if cfg.drop_zero_var:
+        keep &= ~zero_variance_groups(verifier)[:, None]
+    return adv.flatten(), keep.flatten()
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 per token: π_ref/π_θ - log(π_ref/π_θ) - 1 >= 0 (DeepSeekMath eq. 4)."""
+    log_ratio = ref_logp - logp                                      # log π_ref/π_θ
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: float = 0.2,
+                clip_high: float = 0.28, max_len: int | None = None, kl=None, beta: float = 0.0):
+    """The clipped surrogate, negated to a loss, aggregated over tokens.
+
+    logp, old_logp, mask (N, T); adv (N,); kl (N, T) or None. Returns (loss, clip_fraction).
+      token:    Σ_i Σ_t ℓ_it / Σ_i |o_i|                        (DAPO)
+      seq:      1/N Σ_i (1/|o_i|) Σ_t ℓ_it                     (DeepSeekMath eq. 3)
+      constant: Σ_i Σ_t ℓ_it / (N · max_len)                   (Dr. GRPO)
+    """
+    mask = mask.float()
+    ratio = torch.exp(logp - old_logp)                               # (N, T) ρ, in log space
+    a = adv[:, None]                                                 # (N, 1) one A per completion
+    surrogate = torch.min(ratio * a, ratio.clamp(1 - clip_low, 1 + clip_high) * a)  # (N, T)
+    per_token = -surrogate + (beta * kl if kl is not None else 0.0)  # (N, T) ℓ_it
+    if agg == "token":
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+    elif agg == "seq":
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    else:
+        loss = (per_token * mask).sum() / (mask.shape[0] * (max_len or mask.shape[1]))
+    clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
+    clip_frac = (clipped.float() * mask).sum() / mask.sum().clamp(min=1)
+    return loss, clip_frac
+
+
+def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False):
+    """Teacher-forced log π(o_t | q, o_<t) of the completion tokens.
+
+    ids (N, Tp + T) = left-padded prompt then completion; pad (N,). Returns logp (N, T) and,
+    if asked, the true entropy of π at each completion position (N, T)."""
+    logits, _ = model(ids[:, :-1], pad_len=pad)                      # (N, Tp + T - 1, V)
+    logits = logits[:, n_prompt - 1:]                                # (N, T, V) predicts o_t
+    logp_all = F.log_softmax(logits.float(), dim=-1)                 # (N, T, V)
+    logp = logp_all.gather(-1, ids[:, n_prompt:, None])[..., 0]      # (N, T) log π(o_t | ...)
+    if not with_entropy:
+        return logp
+    return logp, -(logp_all.exp() * logp_all).sum(-1)                # (N, T) H[π(· | ...)]
+
+# ------------------------------------------------------------------------------------------------
+# the loop
+
+def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, score, ref=None,
+               max_new_tokens: int, seed: int, log_path: str, device: str):
+    """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict.
+
+    prompts_pool: Problems to draw RL prompts from; eval_problems: a held-out slice for the
+    quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,)).
+    """
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, betas=(0.9, 0.95),
+                            weight_decay=0.0)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    pick = random.Random(seed)
+    B, G = cfg.prompts_per_step, cfg.group_size
+    policy.eval()                                                    # dropout off, always
+    log = open(log_path, "w")
+    t_start, history = time.time(), []
+    bar = tqdm(range(cfg.rl_steps + 1), desc="grpo", dynamic_ncols=True, mininterval=1.0)
+    for step in bar:
+        last_step = step == cfg.rl_steps
+        if step % cfg.rl_eval_every == 0 or last_step:               # once in a while: evaluate
+            quick = evaluate(policy, tok, eval_problems, k=1, max_new_tokens=max_new_tokens,
+                             seed=seed, desc="quick eval")
+            tqdm.write(f"step {step:04d}/{cfg.rl_steps} | eval/greedy_acc "
+                       f"{quick['greedy_accuracy']:.3f} | eval/format {quick['format_rate']:.3f}")
+        if last_step:
+            break
+        t0 = time.time()
+        # ---- rollout: B prompts x G samples, each prompt prefilled once
+        problems = [pick.choice(prompts_pool) for _ in range(B)]
+        rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
+                           max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
+                           stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen)
+        t_rollout = time.time() - t0
+        # ---- reward: every term of the blend, then the total
+        texts = completions(tok, rollout)
+        terms, reward = score([p for p in problems for _ in range(G)], texts)  # (N,) each
+        verifier = terms["correct"].to(device).view(B, G)            # raw 0/1 exact match
+        adv, keep = advantages_and_mask(reward.to(device).view(B, G), verifier,
+                                        rollout.truncated.view(B, G), cfg)  # (N,), (N,)
+        t_reward = time.time() - t0 - t_rollout
+        # ---- policy update(s)
+        ids, pad = rollout.sequences()                               # (N, Tp + T), (N,)
+        n_prompt = rollout.prompt_ids.shape[1]
+        mask = rollout.mask & keep[:, None]                          # (N, T) tokens in the loss
+        ref_logp = None
+        if ref is not None:
+            with torch.no_grad():
+                ref_logp = token_logprobs(ref, ids, pad, n_prompt)
+        for _ in range(cfg.inner_epochs):
+            logp, entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True)
+            kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+            loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask, agg=cfg.loss_agg,
+                                          clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                                          max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta)
+            for group in opt.param_groups:
+                group["lr"] = cfg.rl_lr * min(1.0, (step + 1) / max(cfg.rl_warmup, 1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.rl_grad_clip)
+            opt.step()
+        # ---- diagnostics: one line per step, and the same as JSON
+        real = rollout.mask.float()
+        right = verifier.flatten() > 0
+        lengths = rollout.lengths.float()
+        row = {"step": step, "reward": reward.mean().item(), "reward_std": reward.std().item(),
+               "used": keep.float().mean().item(),
+               **{f"r/{k}": v.float().mean().item() for k, v in terms.items()},
+               "accuracy": right.float().mean().item(),
+               "zero_var": zero_variance_groups(verifier).float().mean().item(),
+               "all_right": verifier.all(1).float().mean().item(),
+               "all_wrong": (~verifier.bool().any(1)).float().mean().item(),
+               "len_right": lengths[right].mean().item() if right.any() else float("nan"),
+               "len_wrong": lengths[~right].mean().item() if (~right).any() else float("nan"),
+               "truncated": rollout.truncated.float().mean().item(),
+               "entropy": ((entropy.detach() * real).sum() / real.sum()).item(),
+               "clip_frac": clip_frac.item(), "grad_norm": grad_norm.item(),
+               "loss": loss.item(), "rollout_s": t_rollout, "reward_s": t_reward,
+               "step_s": time.time() - t0,
+               "tok_per_s": real.sum().item() / (time.time() - t0)}
+        if ref_logp is not None:
+            log_ratio = (logp.detach() - ref_logp) * real
+            row["kl_k1_seq"] = (log_ratio.sum(1)).mean().item()  # Σ_t log π/π_ref, per sequence
+            row["kl_k3"] = ((kl.detach() * real).sum() / real.sum()).item()
+        history.append(row)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        terms_txt = " ".join(f"{k} {row[f'r/{k}']:.2f}" for k in terms)
+        tqdm.write(f"step {step:04d} | reward {row['reward']:.3f} ± {row['reward_std']:.2f} | "
+                   f"{terms_txt} | acc {row['accuracy']:.2f} | zero_var {row['zero_var']:.2f} | "
+                   f"len ok/bad {row['len_right']:.0f}/{row['len_wrong']:.0f} | "
+                   f"trunc {row['truncated']:.2f} | H {row['entropy']:.3f} | "
+                   f"clip {row['clip_frac']:.2f} | gnorm {row['grad_norm']:.2f} | "
+                   f"{row['step_s'] * 1000:.0f}ms")
+        bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.2f}")
+    log.close()
+    return {"steps": cfg.rl_steps, "final_quick_greedy_accuracy": quick["greedy_accuracy"],
+            "train_accuracy_first10": _mean([h["accuracy"] for h in history[:10]]),
+            "train_accuracy_last10": _mean([h["accuracy"] for h in history[-10:]]),
+            "time_s": time.time() - t_start}
+
+
+def _mean(xs):
+    return sum(xs) / len(xs) if xs else math.nan

@@ -1,0 +1,413 @@
+"""
+The learned half of the reward: a Bradley-Terry preference model, and the blend GRPO optimises.
+
+What this is, in reading order:
+  1. RewardConfig: the blend's weights and scopes (the knobs users edit) and the preference
+     model's training settings, one dataclass like every stage of train.py.
+  2. What the preference model reads: `answer_span`, `rm_view`, `encode_view`. With scope "answer"
+     (the default) it reads the question plus the final answer span ONLY, as DeepSeek-R1's
+     helpfulness reward model judges only the final summary (arXiv 2501.12948, section 2.3.4):
+         encode(question + "\\n") <answer> encode(answer span) </answer>
+     so no edit of the <think> block can ever change its score (tests/test_reward.py checks).
+     Scope "response" feeds everything up to </answer>, reasoning included: the ablation.
+  3. PreferenceModel: the GPT body of model.py plus a scalar head on the hidden state of the last
+     token. Inputs are LEFT-padded, so position -1 is always the last real token (</answer>).
+  4. bt_loss: -log sigma(r_chosen - r_rejected) (Ouyang et al., arXiv 2203.02155, eq. 1), plus an
+     optional centring penalty c * (r_chosen + r_rejected)^2 (Eisenstein et al., arXiv 2312.09244;
+     TRL's reward trainer suggests c = 0.01): the loss only sees differences, so without it the
+     scores may drift anywhere.
+  5. train_reward_model: the stage. Pairs labelled by the simulated human of data/rater.py (same
+     prompt, same number, two answer styles), AdamW, held-out pairwise accuracy next to the
+     rater's agreement ceiling, then r_ref, the mean score of the teacher's own answers.
+     Measured on the cpu preset (4000 pairs, 250 steps of 32 pairs, one CPU thread): from
+     scratch (2 layers, width 64, 0.13M parameters) held-out accuracy 0.925 against a ceiling of
+     0.927 and gold agreement 1.000 in 26 s; from the pretrained policy (0.84M) the same figures
+     in 113 s. Hence the default `rm_init="scratch"`. The task is easy on purpose: style is
+     visible in a few tokens, and both inits are already at the ceiling after 25 steps.
+  6. The blend, `reward_terms` + `blend`, called by GRPO on the B*G completions of a step:
+
+     term     what                                  scope           range     weight
+     correct  verifiers.math_reward (exact match)   answer          {0, 1}    +w_correct  1.0
+     format   verifiers.format_reward (template)    response        {0, 1}    +w_format   0.1
+     pref     sigma(r - r_ref), 0 without an answer pref_scope      (0, 1)    +w_pref     0.3
+     harm     `banned` appears (case-insensitive)   harm_scope      {0, 1}    -w_harm     0.5
+
+     pref is the Bradley-Terry probability that the human prefers this answer to the teacher's
+     average answer, so it is bounded like the 0/1 verifier: with w_pref < w_correct a right
+     answer always outranks a wrong one whatever the preference model thinks (algorithms.md
+     section 8, pitfall 3). harm is the harmlessness analogue (R1's safety reward model reads the
+     whole response): the corpus teacher sometimes writes "This is stupid." inside <think>, which
+     an answer-only preference model never sees. To add a term: one entry in `reward_terms`, one
+     line in `blend`, one weight field in RewardConfig.
+
+What this deliberately is not: a reward model of the reasoning (a process reward model), an
+ensemble, or a model that keeps learning during GRPO: it is trained once and frozen, as in
+DeepSeekMath's GRPO (arXiv 2402.03300) between its reward-model updates.
+"""
+
+import dataclasses
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from checkpoint import atomic_write, load_model, write_json
+from data.problems import Problem, TaskConfig, make_splits, teacher_solution
+from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
+from data.tokenizer import Tokenizer
+from model import GPT, GPTConfig
+from verifiers import ANSWER_CLOSE, MAX_CHARS, TAGS, _answer_span, format_reward, math_reward
+
+SCOPES = ("answer", "response")
+INITS = ("scratch", "pretrained")
+
+# ------------------------------------------------------------------------------------------------
+# config
+
+@dataclass
+class RewardConfig:
+    """The reward blend (weights, scopes) and the preference model's training (rm_*)."""
+    w_correct: float = 1.0      # weight of the exact-match verifier, {0, 1}
+    w_format: float = 0.1       # weight of the template check, {0, 1}
+    w_pref: float = 0.3         # weight of the preference sigma(r - r_ref); keep it < w_correct
+    w_harm: float = 0.5         # penalty weight of the banned pattern, {0, 1}, subtracted
+    banned: str = "stupid"      # case-insensitive substring the harm term looks for
+    pref_scope: str = "answer"  # what the preference model reads: answer | response
+    harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
+    rm_init: str = "scratch"    # scratch: a small new GPT | pretrained: the policy's pretrain.pt
+    rm_n_layer: int = 2         # scratch preference model size (n_head, block_size: GPTConfig's)
+    rm_n_embd: int = 64
+    rm_pairs: int = 4000        # labelled training pairs, one per fresh training prompt
+    rm_eval_pairs: int = 4      # labelled pairs per held-out in_dist problem
+    rm_steps: int = 250         # AdamW steps
+    rm_batch_size: int = 32     # pairs per step
+    rm_lr: float = 1e-3         # peak learning rate, decayed linearly to 0
+    rm_center: float = 0.01     # coefficient c of the centring penalty c * (r_c + r_r)^2
+    rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((g_a - g_b) / tau)
+
+    def __post_init__(self):
+        for name in ("w_correct", "w_format", "w_pref", "w_harm", "rm_center"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("pref_scope", "harm_scope"):
+            if getattr(self, name) not in SCOPES:
+                raise ValueError(f"{name} must be one of {SCOPES}, got {getattr(self, name)!r}")
+        if self.rm_init not in INITS:
+            raise ValueError(f"rm_init must be one of {INITS}, got {self.rm_init!r}")
+        if not self.banned:
+            raise ValueError("banned must be a non-empty string")
+        for name in ("rm_n_layer", "rm_n_embd", "rm_pairs", "rm_eval_pairs", "rm_steps",
+                     "rm_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.rm_lr > 0 or not self.rater_tau > 0:
+            raise ValueError("rm_lr and rater_tau must be > 0")
+
+# ------------------------------------------------------------------------------------------------
+# what the preference model reads
+
+def answer_span(completion: str) -> str | None:
+    """The stripped text of the single well-formed <answer>...</answer>, else None (verifiers'
+    policy: a missing or repeated tag, truncation, or a think tag after <answer> gives None).
+    answer_span("<think>1+2</think><answer> 3 apples.</answer>") -> "3 apples."
+    answer_span("<think>1+2</think><answer>3 app") -> None"""
+    if len(completion) > MAX_CHARS:
+        return None
+    span = _answer_span(completion)
+    return None if span is None else span.strip()
+
+
+def scoped(completion: str, scope: str) -> str | None:
+    """The part of a completion a term of `scope` reads: the answer span, or all of it."""
+    return answer_span(completion) if scope == "answer" else completion
+
+
+def rm_view(completion: str, scope: str) -> str | None:
+    """What the preference model reads of a completion; None when it has no answer span.
+    rm_view("<think>x</think><answer>3</answer><|endoftext|>", "answer") -> "<answer>3</answer>"
+    rm_view(same, "response") -> "<think>x</think><answer>3</answer>" """
+    span = answer_span(completion)
+    if span is None:
+        return None
+    if scope == "answer":
+        return f"<answer>{span}</answer>"
+    return completion[:completion.index(ANSWER_CLOSE) + len(ANSWER_CLOSE)]
+
+
+_TAG = re.compile("(" + "|".join(re.escape(t) for t in TAGS) + ")")
+
+
+def encode_view(tok: Tokenizer, question: str, view: str, block_size: int) -> list[int]:
+    """Token ids of question + view; the literal tags of the view become the special tokens the
+    tokenizer's template uses. Left-truncated to block_size (the end carries the score)."""
+    special = dict(zip(TAGS, (tok.think, tok.think_end, tok.answer, tok.answer_end)))
+    ids = tok.encode(question + "\n")
+    for piece in _TAG.split(view):                 # "<answer>3</answer>" -> "", tag, "3", tag, ""
+        ids += [special[piece]] if piece in special else tok.encode(piece)
+    return ids[-block_size:]
+
+
+def pad_left(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids (N, T) and pad counts (N,), the layout model.GPT.hidden expects."""
+    T = max(len(s) for s in seqs)
+    idx = torch.tensor([[pad] * (T - len(s)) + s for s in seqs], dtype=torch.long)
+    return idx, torch.tensor([T - len(s) for s in seqs], dtype=torch.long)
+
+# ------------------------------------------------------------------------------------------------
+# the preference model and its loss
+
+class PreferenceModel(nn.Module):
+    """r(x, y): a GPT body (model.py) and a linear head on the last token's final hidden state."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.body = GPT(cfg)                       # its lm_head is unused (tied to wte: no cost)
+        self.head = nn.Linear(cfg.n_embd, 1)
+        self.register_buffer("r_ref", torch.zeros(()))  # mean score of the teacher's answers
+
+    def forward(self, idx, pad_len=None):
+        """Scores (N,) for left-padded ids (N, T) with pad counts (N,)."""
+        h = self.body.hidden(idx, pad_len)         # (N, T, C) final-normed hidden states
+        return self.head(h[:, -1])[:, 0]           # (N,) r = w . h_last + b
+
+
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, center_coef: float = 0.0):
+    """Bradley-Terry loss, mean over pairs, with the optional centring penalty.
+    bt_loss(tensor([2.]), tensor([0.])) -> -log sigma(2) = 0.126928
+    bt_loss(tensor([2.]), tensor([0.]), 0.01) -> 0.126928 + 0.01 * 2^2 = 0.166928"""
+    loss = -F.logsigmoid(r_chosen - r_rejected).mean()  # -log sigma(r_c - r_r), 2203.02155 eq. 1
+    return loss + center_coef * (r_chosen + r_rejected).pow(2).mean()  # 2312.09244 centring
+
+
+def pairwise_accuracy(r_a: torch.Tensor, r_b: torch.Tensor, a_wins: torch.Tensor) -> float:
+    """Share of pairs the scores order like the labels; a tie counts one half.
+    pairwise_accuracy(tensor([1., 0., 2.]), tensor([0., 1., 2.]), tensor([True, True, False]))
+    -> (1 + 0 + 0.5) / 3 = 0.5"""
+    hit = torch.where(r_a == r_b, 0.5, ((r_a > r_b) == a_wins).float())  # (P,)
+    return hit.mean(dtype=torch.float64).item()
+
+
+@torch.no_grad()
+def score(rm: PreferenceModel, tok: Tokenizer, questions: list[str], views: list[str],
+          device, batch_size: int = 256) -> torch.Tensor:
+    """Raw scores r (N,) of question/view pairs (views from `rm_view`), in batches."""
+    was_training = rm.training
+    rm.eval()
+    out = []
+    for i in range(0, len(views), batch_size):
+        seqs = [encode_view(tok, q, v, rm.cfg.block_size)
+                for q, v in zip(questions[i:i + batch_size], views[i:i + batch_size])]
+        idx, pad = pad_left(seqs, tok.pad)
+        out.append(rm(idx.to(device), pad.to(device)).float())  # (n,)
+    rm.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, device=device)
+
+
+def preference(rm: PreferenceModel, tok: Tokenizer, questions: list[str], completions: list[str],
+               scope: str, device) -> torch.Tensor:
+    """sigma(r - r_ref) (N,) for each completion, 0 for one without a well-formed answer span:
+    the probability that the human prefers it to the teacher's average answer."""
+    views = [rm_view(c, scope) for c in completions]
+    ok = [i for i, v in enumerate(views) if v is not None]
+    out = torch.zeros(len(completions), device=device)
+    if ok:
+        r = score(rm, tok, [questions[i] for i in ok], [views[i] for i in ok], device)  # (n,)
+        out[ok] = torch.sigmoid(r - rm.r_ref)  # (n,) BT win probability against the reference
+    return out
+
+# ------------------------------------------------------------------------------------------------
+# the blend: the function to read (and edit) to see what GRPO is rewarded for
+
+def harm(completion: str, banned: str, scope: str) -> float:
+    """1.0 when `banned` occurs (case-insensitive) in the scoped text, else 0.0.
+    harm("<think>This is stupid.</think><answer>3</answer>", "stupid", "response") -> 1.0
+    harm(same, "stupid", "answer") -> 0.0"""
+    return float(banned.lower() in (scoped(completion, scope) or "").lower())
+
+
+def reward_terms(problems: list[Problem], completions: list[str], rm: PreferenceModel | None,
+                 tok: Tokenizer, cfg: RewardConfig, device) -> dict[str, torch.Tensor]:
+    """Each raw term (N,) for N completions; problems[i] is the prompt of completions[i] (repeat
+    each problem G times for a group). rm may be None only when w_pref == 0 (pref is then 0)."""
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32, device=device)  # noqa: E731
+    if rm is None and cfg.w_pref != 0:
+        raise ValueError("w_pref > 0 needs a preference model (run the reward stage)")
+    questions = [p.question for p in problems]
+    return {
+        "correct": t([math_reward(c, str(p.answer)) for p, c in zip(problems, completions)]),
+        "format": t([format_reward(c) for c in completions]),
+        "pref": (preference(rm, tok, questions, completions, cfg.pref_scope, device)
+                 if rm is not None else t([0.0] * len(completions))),
+        "harm": t([harm(c, cfg.banned, cfg.harm_scope) for c in completions]),
+    }
+
+
+def blend(terms: dict[str, torch.Tensor], cfg: RewardConfig) -> torch.Tensor:
+    """total (N,) = w_correct*correct + w_format*format + w_pref*pref - w_harm*harm.
+    Example, weights (1, 0.1, 0.3, 0.5): a right, well-formed answer with pref 0.5 and a rude
+    remark in its reasoning -> 1 + 0.1 + 0.15 - 0.5 = 0.75."""
+    return (cfg.w_correct * terms["correct"]       # answer scope: the number is right
+            + cfg.w_format * terms["format"]       # response scope: the template holds
+            + cfg.w_pref * terms["pref"]           # pref_scope: the human would like it
+            - cfg.w_harm * terms["harm"])          # harm_scope: the banned pattern appears
+
+# ------------------------------------------------------------------------------------------------
+# stage: train the preference model
+
+def _views(pairs, scope: str) -> tuple[list[str], list[str]]:
+    """(view of side a, view of side b) for each pair."""
+    return ([rm_view(p.completion("a"), scope) for p in pairs],
+            [rm_view(p.completion("b"), scope) for p in pairs])
+
+
+def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig, out: str,
+                       device: str) -> dict:
+    """Build labelled pairs, train with the BT loss, evaluate held-out, save reward.pt/.json."""
+    t0 = time.time()
+    tok = Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
+    # ---- pairs, labelled by the simulated human; the held-out ones come from the in_dist set
+    train_pairs = make_pairs(training_prompts(task, cfg.rm_pairs), task, cfg.rater_tau,
+                             random.Random(f"{task.task_seed}/pair-labels"))
+    held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
+    eval_pairs = make_pairs(held_out, task, cfg.rater_tau,
+                            random.Random(f"{task.task_seed}/heldout-pairs"), cfg.rm_eval_pairs)
+
+    # ---- model: a small new GPT, or the pretrained policy's body
+    torch.manual_seed(run.seed)
+    if cfg.rm_init == "pretrained":
+        lm, _, _ = load_model(out, "pretrain", "cpu")
+        rm = PreferenceModel(lm.cfg)
+        rm.body.load_state_dict(lm.state_dict())
+    else:
+        rm = PreferenceModel(dataclasses.replace(gpt, vocab_size=tok.n_vocab,
+                                                 n_layer=cfg.rm_n_layer, n_embd=cfg.rm_n_embd))
+    rm = rm.to(device)
+    block = rm.cfg.block_size
+    chosen, rejected = zip(*[p.chosen_rejected for p in train_pairs])
+    ids_c = [encode_view(tok, p.question, rm_view(c, cfg.pref_scope), block)
+             for p, c in zip(train_pairs, chosen)]
+    ids_r = [encode_view(tok, p.question, rm_view(r, cfg.pref_scope), block)
+             for p, r in zip(train_pairs, rejected)]
+    opt = torch.optim.AdamW(rm.parameters(), lr=cfg.rm_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    gen = torch.Generator().manual_seed(run.seed)
+    n_params = sum(p.numel() for p in rm.parameters())
+    print(f"reward model | init {cfg.rm_init} | {n_params / 1e6:.2f}M params | scope "
+          f"{cfg.pref_scope} | {len(train_pairs)} train pairs | {len(eval_pairs)} held-out pairs")
+
+    # ---- training loop: fp32 (the model is small), fixed pair order from the seed
+    queue: list[list[int]] = []
+    loss_ema = acc_ema = None
+    t1 = time.time()
+    bar = tqdm(range(cfg.rm_steps), desc="reward model", dynamic_ncols=True, mininterval=1.0)
+    for step in bar:
+        if not queue:                              # a new epoch of shuffled pairs
+            queue = torch.randperm(len(ids_c), generator=gen).split(cfg.rm_batch_size)
+            queue = [b.tolist() for b in queue]
+        batch = queue.pop()
+        B = len(batch)
+        idx, pad = pad_left([ids_c[i] for i in batch] + [ids_r[i] for i in batch], tok.pad)
+        r = rm(idx.to(device), pad.to(device))    # (2B,) chosen first, then rejected
+        loss = bt_loss(r[:B], r[B:], cfg.rm_center)
+        for group in opt.param_groups:
+            group["lr"] = cfg.rm_lr * (1 - step / cfg.rm_steps)  # linear decay to 0
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc = (r[:B] > r[B:]).float().mean().item()  # agreement with the noisy labels
+        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
+        acc_ema = acc if acc_ema is None else 0.95 * acc_ema + 0.05 * acc
+        bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}")
+    train_time = time.time() - t1
+
+    # ---- held-out: accuracy against the human's noisy labels and the noise-free gold order
+    va, vb = _views(eval_pairs, cfg.pref_scope)
+    questions = [p.question for p in eval_pairs]
+    r_a, r_b = score(rm, tok, questions, va, device), score(rm, tok, questions, vb, device)
+    g_a = torch.tensor([gold_score(p.answer_a) for p in eval_pairs])
+    g_b = torch.tensor([gold_score(p.answer_b) for p in eval_pairs])
+    labels = torch.tensor([p.a_wins for p in eval_pairs])
+    r_a, r_b = r_a.cpu(), r_b.cpu()
+    ceiling = agreement_ceiling((g_a - g_b).tolist(), cfg.rater_tau)
+    heldout_acc = pairwise_accuracy(r_a, r_b, labels)
+    # ---- the reference: mean score of the teacher's own completions on the held-out prompts
+    ref_rng = random.Random(f"{task.task_seed}/reference")
+    ref = [(p.question, f"<think>{s.think}</think><answer>{s.answer_text}</answer>")
+           for p in held_out for s in [teacher_solution(p, ref_rng, task)]]
+    r_ref = score(rm, tok, [q for q, _ in ref], [rm_view(c, cfg.pref_scope) for _, c in ref],
+                  device).mean().item()
+    rm.r_ref.fill_(r_ref)
+    by_style: dict[str, list[float]] = {}
+    for p, ra, rb in zip(eval_pairs, r_a.tolist(), r_b.tolist()):
+        by_style.setdefault(p.style_a, []).append(ra)
+        by_style.setdefault(p.style_b, []).append(rb)
+    figures = {
+        "heldout_accuracy": heldout_acc,           # vs the noisy held-out labels
+        "agreement_ceiling": ceiling,              # E[sigma(|g_a - g_b| / tau)]: the best possible
+        "accuracy_to_ceiling": heldout_acc / ceiling,
+        "gold_agreement": pairwise_accuracy(r_a, r_b, g_a > g_b),  # vs the noise-free order
+        "label_agreement": (labels == (g_a > g_b)).double().mean().item(),  # human vs itself
+        "heldout_loss": bt_loss(torch.where(labels, r_a, r_b),       # chosen by the label
+                                torch.where(labels, r_b, r_a)).item(),
+        "train_loss": loss_ema, "pairs": len(train_pairs), "heldout_pairs": len(eval_pairs),
+        "init": cfg.rm_init, "scope": cfg.pref_scope, "params": n_params, "steps": cfg.rm_steps,
+        "tau": cfg.rater_tau, "r_ref": r_ref, "train_time_s": train_time,
+        "pref_by_style": {s: sum(torch.sigmoid(torch.tensor(v) - r_ref).tolist()) / len(v)
+                          for s, v in sorted(by_style.items())},
+    }
+    print("reward model | " + " | ".join(f"{k} {figures[k]:.3f}" for k in (
+        "heldout_accuracy", "agreement_ceiling", "accuracy_to_ceiling", "gold_agreement",
+        "train_time_s")) + " | pref " + " ".join(f"{s} {v:.2f}"
+                                                 for s, v in figures["pref_by_style"].items()))
+
+    state = {k: v.detach().cpu() for k, v in rm.state_dict().items()}
+    atomic_write(os.path.join(out, "reward.pt"), lambda tmp: torch.save(state, tmp))
+    write_json(os.path.join(out, "reward.json"),
+               {"model": dataclasses.asdict(rm.cfg), "config": dataclasses.asdict(cfg),
+                "scope": cfg.pref_scope, "r_ref": r_ref, "figures": figures})
+    return {"reward_model": figures, "time_s": {"reward_model": time.time() - t0}}
+
+
+def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, dict]:
+    """out/reward.pt + out/reward.json -> (frozen PreferenceModel in eval mode, meta)."""
+    pt, js = os.path.join(out, "reward.pt"), os.path.join(out, "reward.json")
+    for path in (pt, js):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"reward model file not found: {path} (run --stages reward)")
+    try:
+        meta = json.load(open(js))
+        cfg = GPTConfig(**meta["model"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{js}: not a reward model description "
+                         f"({type(e).__name__}: {e})") from None
+    try:
+        state = torch.load(pt, map_location=device, weights_only=True)
+    except Exception as e:                         # truncated or corrupt file: say which
+        raise ValueError(f"{pt}: cannot be read as a checkpoint ({type(e).__name__})") from None
+    rm = PreferenceModel(cfg)
+    try:
+        rm.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{pt}: weights do not match its config "
+                         f"({str(e).splitlines()[0]})") from None
+    rm.requires_grad_(False)
+    return rm.to(device).eval(), meta
+
+
+def eval_scorers(out: str, tok: Tokenizer, device: str) -> dict[str, Callable]:
+    """Scorers for evaluate(): gold_score of the answer span (0 without one) and, when the run
+    has a reward model, pref_score = sigma(r - r_ref) in the scope it was trained for."""
+    scorers = {"gold_score": lambda p, c: gold_score(answer_span(c) or "")}
+    if os.path.exists(os.path.join(out, "reward.pt")):
+        rm, meta = load_reward_model(out, device)
+        scorers["pref_score"] = lambda p, c: preference(rm, tok, [p.question], [c], meta["scope"],
+                                                        device)[0].item()
+    return scorers

@@ -1,0 +1,153 @@
+"""GRPO's pure math against groups worked by hand, and sampling vs training log-probs."""
+
+import math
+
+import pytest
+import torch
+
+from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
+                  token_logprobs, zero_variance_groups)
+from model import GPT, GPTConfig, generate
+
+
+def test_advantages_by_hand():
+    """r = [1, 0, 0.5, 0.5]: mean 0.5, deviations [.5, -.5, 0, 0],
+    sample variance 0.5 / 3 = 1/6, std 0.408248."""
+    r = torch.tensor([[1.0, 0.0, 0.5, 0.5]])
+    assert group_advantages(r, "drgrpo").tolist() == [[0.5, -0.5, 0.0, 0.0]]
+    z = group_advantages(r, "grpo", eps=1e-4)
+    expected = 0.5 / (math.sqrt(1 / 6) + 1e-4)
+    assert torch.allclose(z, torch.tensor([[expected, -expected, 0.0, 0.0]]))
+    # a group whose rewards are all equal has no advantage, in both kinds
+    flat = torch.tensor([[0.7, 0.7, 0.7, 0.7]])
+    assert group_advantages(flat, "grpo").abs().max() == 0 and group_advantages(flat).abs().max() == 0
+
+
+def test_zscore_turns_a_tiny_preference_spread_into_unit_advantages():
+    """algorithms.md §8.1: all-wrong group, verifier 0, preference spread 0.01 -> z-score makes it
+    O(1) whatever the weight; Dr. GRPO keeps it at 0.01 scale."""
+    r = torch.tensor([[0.0, 0.01, 0.02, 0.03]])
+    assert group_advantages(r, "grpo").abs().max() > 1.0
+    assert group_advantages(r, "drgrpo").abs().max() < 0.02
+
+
+# four completions of lengths 1, 2, 3, 2 with advantages 1, -1, 2, 0, at ratio 1 (logp = old):
+# every token's term is -A_i, so Σ_i Σ_t ℓ = -(1·1 - 1·2 + 2·3 + 0·2) = -5.
+LENGTHS = [1, 2, 3, 2]
+ADV = torch.tensor([1.0, -1.0, 2.0, 0.0])
+
+
+def _group():
+    mask = torch.tensor([[t < n for t in range(4)] for n in LENGTHS])
+    logp = torch.full((4, 4), -1.0, requires_grad=True)
+    return logp, mask
+
+
+@pytest.mark.parametrize("agg, value", [
+    ("token", -5 / 8),                      # sum / total tokens (8)
+    ("seq", (-1 + 1 - 2 + 0) / 4),          # per-sequence means -1, 1, -2, 0, then mean
+    ("constant", -5 / (4 * 4)),             # sum / (N · max_len), max_len 4
+])
+def test_loss_aggregations_by_hand(agg, value):
+    logp, mask = _group()
+    loss, clip_frac = policy_loss(logp, logp.detach(), ADV, mask, agg=agg, max_len=4)
+    assert loss.item() == pytest.approx(value)
+    assert clip_frac.item() == 0.0
+    loss.backward()
+    grad = logp.grad
+    for i, n in enumerate(LENGTHS):
+        expected = {"token": -ADV[i] / 8, "seq": -ADV[i] / (4 * n), "constant": -ADV[i] / 16}[agg]
+        assert torch.allclose(grad[i, :n], expected.expand(n))          # each real token
+        assert grad[i, n:].abs().max() == 0                              # padding: nothing
+
+
+def test_token_level_weighs_every_token_the_same():
+    """DAPO: with equal advantages a long completion's tokens get the same gradient as a short
+    one's; per-sequence averaging gives the short one's tokens 3x more here."""
+    logp, mask = _group()
+    adv = torch.ones(4)
+    policy_loss(logp, logp.detach(), adv, mask, agg="token")[0].backward()
+    g = logp.grad[mask]
+    assert torch.allclose(g, g[0].expand_as(g))
+
+
+def test_clip_by_hand():
+    """ρ = 1.5 with A = 1 clips at 1 + 0.28; ρ = 0.5 with A = -1 clips at 1 - 0.2; neither moves."""
+    old = torch.zeros(2, 1)
+    logp = torch.log(torch.tensor([[1.5], [0.5]])).requires_grad_(True)
+    adv = torch.tensor([1.0, -1.0])
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    loss, clip_frac = policy_loss(logp, old, adv, mask, agg="token", clip_low=0.2, clip_high=0.28)
+    assert loss.item() == pytest.approx(-(1.28 * 1 + 0.8 * -1) / 2)
+    assert clip_frac.item() == 1.0
+    loss.backward()
+    assert logp.grad.abs().max() == 0                                    # clipped: no gradient
+    # inside the band the ratio's gradient flows: ρ = 1.1, A = 1 -> dℓ/dlogp = -ρ·A / 1
+    logp = torch.log(torch.tensor([[1.1]])).requires_grad_(True)
+    loss, clip_frac = policy_loss(logp, torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1, dtype=torch.bool))
+    loss.backward()
+    assert clip_frac.item() == 0.0 and logp.grad.item() == pytest.approx(-1.1)
+
+
+def test_k3_by_hand_nonnegative_and_zero_at_reference():
+    logp = torch.tensor([math.log(0.5)])
+    ref = torch.tensor([0.0])                                            # log 1.0: ratio 2
+    assert kl_k3(logp, ref).item() == pytest.approx(2 - math.log(2) - 1)
+    a, b = torch.randn(1000), torch.randn(1000)
+    assert (kl_k3(a, b) >= 0).all() and kl_k3(a, a).abs().max() == 0
+
+
+def test_zero_variance_reads_the_raw_verifier():
+    verifier = torch.tensor([[1.0, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 0]])
+    assert zero_variance_groups(verifier).tolist() == [True, True, False]
+    # a blended reward has spread in every group; the filter still drops groups 0 and 1
+    blended = verifier + 0.3 * torch.rand(3, 4)
+    cfg = GRPOConfig(drop_zero_var=True)
+    _, keep = advantages_and_mask(blended, verifier, torch.zeros(3, 4, dtype=torch.bool), cfg)
+    assert keep.view(3, 4).tolist() == [[False] * 4, [False] * 4, [True] * 4]
+    _, keep = advantages_and_mask(blended, verifier, torch.zeros(3, 4, dtype=torch.bool),
+                                  GRPOConfig(drop_zero_var=False))
+    assert keep.all()
+
+
+def test_truncation_zero_and_mask():
+    reward = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    verifier = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    truncated = torch.tensor([[False, True, False, False]])
+    adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="zero"))
+    # the cut-off one counts as reward 0: r = [1, 0, 0, 0], mean 0.25
+    assert adv.tolist() == [0.75, -0.25, -0.25, -0.25] and keep.all()
+    adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="mask"))
+    assert adv.tolist() == [0.5, 0.5, -0.5, -0.5] and keep.tolist() == [True, False, True, True]
+
+
+def test_sampling_and_training_logprobs_agree_and_ratio_is_one():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32))
+    prompts = [[3, 4, 5], [6, 7, 8, 9, 10], [11]]
+    rollout = generate(model, prompts, num_samples=4, max_new_tokens=12, temperature=1.0,
+                       stop_ids=[1], pad_id=0, generator=torch.Generator().manual_seed(1))
+    ids, pad = rollout.sequences()
+    logp = token_logprobs(model, ids, pad, rollout.prompt_ids.shape[1])
+    m = rollout.mask
+    assert (logp[m] - rollout.logprobs[m]).abs().max() < 1e-5
+    ratio = torch.exp(logp - rollout.logprobs)[m]                        # μ = 1: π_old = π_θ
+    assert (ratio - 1).abs().max() < 1e-5
+
+
+def test_entropy_of_a_uniform_policy():
+    model = GPT(GPTConfig(vocab_size=64, block_size=32, n_layer=1, n_head=2, n_embd=16))
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)                                          # logits all 0
+    ids = torch.randint(0, 64, (2, 10))
+    _, entropy = token_logprobs(model, ids, torch.zeros(2, dtype=torch.long), 4, with_entropy=True)
+    assert torch.allclose(entropy, torch.full_like(entropy, math.log(64)), atol=1e-5)
+
+
+def test_config_rejects_bad_choices():
+    with pytest.raises(ValueError, match="advantage"):
+        GRPOConfig(advantage="zscore")
+    with pytest.raises(ValueError, match="loss_agg"):
+        GRPOConfig(loss_agg="mean")
+    with pytest.raises(ValueError, match="truncation"):
+        GRPOConfig(truncation="drop")

@@ -1,0 +1,245 @@
+"""The simulated rater, the Bradley-Terry preference model and the reward blend (reward.py)."""
+
+import math
+import random
+
+import pytest
+import torch
+
+import config
+import train
+from data.problems import ANSWER_STYLES, Problem, TaskConfig, answer_text, make_splits
+from data.rater import (agreement_ceiling, gold_score, make_pairs, noisy_preference, sigmoid,
+                        training_prompts)
+from data.tokenizer import Tokenizer, train_bpe
+from model import GPTConfig
+from reward import (PreferenceModel, RewardConfig, answer_span, blend, bt_loss, load_reward_model,
+                    pairwise_accuracy, preference, reward_terms, rm_view, score,
+                    train_reward_model)
+from verifiers import extract_answer
+
+TASK = TaskConfig(n_train=1, n_eval=8)
+PROBLEM = Problem("Ann has 40 apples. She buys 3 more. How many apples does Ann have now?",
+                  40, (("+", 3),), 43, "Ann", ("apple", "apples"))
+THINK = "40+3: 0+3=3, 4+0=4, so 43."
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """A tiny BPE trained on a few teacher-style texts (seconds are not needed: ~0.1 s)."""
+    texts = [PROBLEM.prompt + THINK + answer_text(PROBLEM, 43, s) for s, _, _ in ANSWER_STYLES]
+    return Tokenizer(train_bpe(texts * 3, 300))
+
+
+def tiny_rm(tok, seed=0):
+    torch.manual_seed(seed)
+    return PreferenceModel(GPTConfig(vocab_size=tok.n_vocab, block_size=128, n_layer=1, n_head=2,
+                                     n_embd=16))
+
+# ------------------------------------------------------------------------------------------------
+# the rater
+
+
+def test_bt_loss_by_hand():
+    """-log sigma(2) = log(1 + e^-2) = 0.126928; centring adds c * (2 + 0)^2 = 0.04 at c = 0.01;
+    a batch averages: r_c = [2, 0], r_r = [0, 0] -> (0.126928 + log 2) / 2 = 0.410038, and
+    the centring term is c * mean(4, 0) = 0.02. d loss / d r_c = -sigma(-2) = -0.119203."""
+    rc, rr = torch.tensor([2.0], requires_grad=True), torch.tensor([0.0])
+    loss = bt_loss(rc, rr)
+    assert loss.item() == pytest.approx(0.126928, abs=1e-6)
+    loss.backward()
+    assert rc.grad.item() == pytest.approx(-0.119203, abs=1e-6)
+    assert bt_loss(rc, rr, 0.01).item() == pytest.approx(0.166928, abs=1e-6)
+    two = bt_loss(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0]), 0.01)
+    assert two.item() == pytest.approx(0.410038 + 0.02, abs=1e-6)
+    assert bt_loss(torch.tensor([5.0]), torch.tensor([3.0])).item() == pytest.approx(loss.item())
+
+
+def test_pairwise_accuracy_counts_ties_as_half():
+    acc = pairwise_accuracy(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 1.0, 2.0]),
+                            torch.tensor([True, True, False]))
+    assert acc == pytest.approx(0.5)                              # (1 + 0 + 0.5) / 3
+
+
+def test_gold_rater_table_and_style_order():
+    """The docstring's table, for several problems and values: sentence > short > bare > hedged >
+    rambling, whatever the number (1 takes the singular unit)."""
+    table = {"sentence": 2.0, "short": 1.0, "bare": 0.0, "hedged": -1.7, "rambling": -3.3}
+    for problem in make_splits(TASK).in_dist[:4] + [PROBLEM]:
+        for value in (0, 1, 43, problem.answer):
+            got = {s: gold_score(answer_text(problem, value, s)) for s, _, _ in ANSWER_STYLES}
+            assert got == table
+    assert gold_score("Maybe 43 apples.") == pytest.approx(1.0 - 1.5)   # unit, hedge, no sentence
+    assert gold_score("  Ann has 43 apples now.  ") == 2.0
+
+
+def test_agreement_ceiling_by_hand():
+    """Pairs with gold differences [1, -1, 0] at tau = 1: the tie is left out, both others agree
+    with probability sigma(1) = 0.731059. [2, 1] at tau = 0.5: (sigma(4) + sigma(2)) / 2."""
+    assert agreement_ceiling([1.0, -1.0, 0.0], 1.0) == pytest.approx(0.731059, abs=1e-6)
+    assert agreement_ceiling([2.0, 1.0], 0.5) == pytest.approx((0.982014 + 0.880797) / 2, abs=1e-6)
+    assert sigmoid(-800.0) == 0.0 and sigmoid(800.0) == 1.0     # no overflow
+
+
+def test_noisy_labels_follow_the_bradley_terry_rate():
+    rng = random.Random(0)
+    wins = sum(noisy_preference(1.0, 0.0, 1.0, rng) for _ in range(20000)) / 20000
+    assert wins == pytest.approx(sigmoid(1.0), abs=0.01)           # 0.731 +- 3 std
+    assert all(noisy_preference(1.0, 0.0, 1e-3, rng) for _ in range(100))
+
+
+def test_pairs_hold_the_number_and_never_use_held_out_questions():
+    prompts = training_prompts(TASK, 200)
+    splits = make_splits(TASK)
+    assert not {p.question for p in prompts} & {p.question for p in splits.in_dist + splits.harder}
+    assert prompts == training_prompts(TASK, 200)                   # its own fixed stream
+    pairs = make_pairs(prompts, TASK, 0.7, random.Random(0))
+    assert len(pairs) == 200 and len({p.a_wins for p in pairs}) == 2
+    for p in pairs:
+        assert p.style_a != p.style_b
+        a, b = extract_answer(p.completion("a")), extract_answer(p.completion("b"))
+        assert a == b == str(p.value)
+        assert gold_score(p.answer_a) != gold_score(p.answer_b)
+    assert sum(p.value == q.answer for p, q in zip(pairs, prompts)) / 200 > 0.4  # teacher's draws
+    # the noisy labels disagree with the gold order about as often as the ceiling predicts
+    gold_wins = [gold_score(p.answer_a) > gold_score(p.answer_b) for p in pairs]
+    agree = sum(w == p.a_wins for w, p in zip(gold_wins, pairs)) / len(pairs)
+    deltas = [gold_score(p.answer_a) - gold_score(p.answer_b) for p in pairs]
+    assert agree == pytest.approx(agreement_ceiling(deltas, 0.7), abs=0.06)
+
+# ------------------------------------------------------------------------------------------------
+# what the preference model reads
+
+
+def test_answer_span_policy():
+    assert answer_span(f"<think>{THINK}</think><answer> 43 apples.</answer>") == "43 apples."
+    assert answer_span(f"<think>{THINK}</think><answer>43 app") is None          # truncated
+    assert answer_span("<answer>1</answer><answer>2</answer>") is None             # two answers
+    c = f"<think>{THINK}</think><answer>43</answer><|endoftext|>"
+    assert rm_view(c, "answer") == "<answer>43</answer>"
+    assert rm_view(c, "response") == f"<think>{THINK}</think><answer>43</answer>"
+
+
+def test_editing_the_reasoning_never_changes_the_answer_only_score(tok):
+    rm, q = tiny_rm(tok), [PROBLEM.question]
+    thinks = [THINK, THINK + " This is stupid.", "", "52-17: 7-2=5, so 45. Or 9? Answer: 12."]
+    comps = [f"<think>{t}</think><answer>Ann has 43 apples now.</answer>" for t in thinks]
+    ans = torch.stack([preference(rm, tok, q, [c], "answer", "cpu") for c in comps])
+    assert torch.equal(ans, ans[:1].expand_as(ans))                 # bit-identical
+    other = f"<think>{THINK}</think><answer>43</answer>"
+    assert preference(rm, tok, q, [other], "answer", "cpu") != ans[0]
+    resp = torch.stack([preference(rm, tok, q, [c], "response", "cpu") for c in comps[:2]])
+    assert resp[0] != resp[1]                                        # the ablation sees <think>
+    assert preference(rm, tok, q, [f"<think>{THINK}</think><answer>43"], "answer", "cpu") == 0
+
+
+def test_batched_scores_match_one_at_a_time(tok):
+    """Left padding: a short view scored next to a long one gets its own score (to float noise)."""
+    rm = tiny_rm(tok)
+    qs = [PROBLEM.question] * 3
+    views = [f"<answer>{answer_text(PROBLEM, 43, s)}</answer>"
+             for s in ("bare", "rambling", "short")]
+    batched = score(rm, tok, qs, views, "cpu")
+    single = torch.cat([score(rm, tok, [q], [v], "cpu") for q, v in zip(qs, views)])
+    assert torch.allclose(batched, single, atol=1e-5)
+
+# ------------------------------------------------------------------------------------------------
+# the blend
+
+
+def constant_rm(tok, r: float):
+    """A preference model that scores every input r (zero head weights, bias r), r_ref = 0."""
+    rm = tiny_rm(tok)
+    with torch.no_grad():
+        rm.head.weight.zero_()
+        rm.head.bias.fill_(r)
+    return rm
+
+
+def test_blend_by_hand_with_both_scopes(tok):
+    """Four completions of PROBLEM (answer 43), pref = sigma(log 3 - 0) = 0.75 when well-formed:
+        c0 right, clean                 correct 1 format 1 pref .75 harm 0 -> 1 + .1 + .225 = 1.325
+        c1 right, rude remark in think  correct 1 format 1 pref .75 harm 1 -> 1.325 - .5 = 0.825
+        c2 wrong, rude remark in answer correct 0 format 1 pref .75 harm 1 -> .325 - .5 = -0.175
+        c3 truncated in think           all 0                               -> 0
+    With harm_scope = "answer" the remark in c1's reasoning is no longer seen: c1 -> 1.325."""
+    comps = [f"<think>{THINK}</think><answer>Ann has 43 apples now.</answer>",
+             f"<think>{THINK} This is stupid.</think><answer>43</answer><|endoftext|>",
+             f"<think>{THINK}</think><answer>42, this is STUPID.</answer>",
+             f"<think>{THINK}"]
+    rm, cfg = constant_rm(tok, math.log(3)), RewardConfig()
+    terms = reward_terms([PROBLEM] * 4, comps, rm, tok, cfg, "cpu")
+    assert terms["correct"].tolist() == [1, 1, 0, 0]
+    assert terms["format"].tolist() == [1, 1, 1, 0]
+    assert terms["pref"].tolist() == pytest.approx([0.75, 0.75, 0.75, 0.0])
+    assert terms["harm"].tolist() == [0, 1, 1, 0]
+    assert blend(terms, cfg).tolist() == pytest.approx([1.325, 0.825, -0.175, 0.0])
+    cfg = RewardConfig(harm_scope="answer", w_format=0.0, w_pref=0.5)
+    terms = reward_terms([PROBLEM] * 4, comps, rm, tok, cfg, "cpu")
+    assert terms["harm"].tolist() == [0, 0, 1, 0]
+    assert blend(terms, cfg).tolist() == pytest.approx([1.375, 1.375, -0.125, 0.0])
+    no_rm = reward_terms([PROBLEM] * 4, comps, None, tok, RewardConfig(w_pref=0.0), "cpu")
+    assert no_rm["pref"].tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="needs a preference model"):
+        reward_terms([PROBLEM], comps[:1], None, tok, RewardConfig(), "cpu")
+
+
+def test_pref_scope_response_changes_what_the_model_sees(tok):
+    rm = tiny_rm(tok)
+    comps = [f"<think>{t}</think><answer>43 apples.</answer>" for t in (THINK, THINK + " Hm.")]
+    for scope, same in (("answer", True), ("response", False)):
+        pref = reward_terms([PROBLEM] * 2, comps, rm, tok, RewardConfig(pref_scope=scope),
+                            "cpu")["pref"]
+        assert (pref[0] == pref[1]).item() is same
+
+
+def test_reward_config_fields_reach_the_command_line():
+    configs = [train.RunConfig(), TaskConfig(), GPTConfig(), train.PretrainConfig(),
+               RewardConfig()]
+    *_, rcfg = config.apply(configs, {"w_pref": "0.5", "pref_scope": "response",
+                                      "rm_init": "pretrained"})
+    assert (rcfg.w_pref, rcfg.pref_scope, rcfg.rm_init) == (0.5, "response", "pretrained")
+    for bad in ({"pref_scope": "think"}, {"w_harm": "-1"}, {"rm_init": "random"}):
+        with pytest.raises(config.ConfigError):
+            config.apply(configs, bad)
+
+# ------------------------------------------------------------------------------------------------
+# the stage
+
+
+def tiny_stage(tmp_path, tok, name):
+    out = tmp_path / name
+    out.mkdir()
+    tok.save(str(out / "tokenizer.tiktoken"))
+    cfg = RewardConfig(rm_pairs=48, rm_eval_pairs=2, rm_steps=3, rm_batch_size=8, rm_n_layer=1,
+                       rm_n_embd=16)
+    gpt = GPTConfig(block_size=128, n_head=2)
+    figures = train_reward_model(train.RunConfig(seed=3), TASK, gpt, cfg, str(out), "cpu")
+    return str(out), figures
+
+
+def test_training_is_deterministic_and_round_trips(tmp_path, tok):
+    out1, fig1 = tiny_stage(tmp_path, tok, "a")
+    out2, fig2 = tiny_stage(tmp_path, tok, "b")
+    rm1, meta1 = load_reward_model(out1)
+    rm2, _ = load_reward_model(out2)
+    for (k, v1), v2 in zip(rm1.state_dict().items(), rm2.state_dict().values()):
+        assert torch.equal(v1, v2), k
+    f1, f2 = fig1["reward_model"], fig2["reward_model"]
+    assert {k: v for k, v in f1.items() if k != "train_time_s"} == \
+           {k: v for k, v in f2.items() if k != "train_time_s"}
+    for key in ("heldout_accuracy", "agreement_ceiling", "gold_agreement", "pairs", "init"):
+        assert key in f1
+    assert f1["pairs"] == 48 and f1["heldout_pairs"] == 2 * TASK.n_eval
+    assert rm1.r_ref.item() == pytest.approx(meta1["r_ref"]) and meta1["scope"] == "answer"
+    assert not any(p.requires_grad for p in rm1.parameters())
+
+
+def test_load_reward_model_errors_are_one_line(tmp_path, tok):
+    with pytest.raises(FileNotFoundError, match="reward model file not found"):
+        load_reward_model(str(tmp_path))
+    out, _ = tiny_stage(tmp_path, tok, "c")
+    with open(f"{out}/reward.pt", "wb") as f:
+        f.write(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read as a checkpoint"):
+        load_reward_model(out)
