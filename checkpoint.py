@@ -67,8 +67,11 @@ def save_model(out_dir: str, name: str, model: GPT, meta: dict) -> None:
     write_json(os.path.join(out_dir, f"{name}.json"), {"model": dataclasses.asdict(model.cfg), **meta})
 
 
-def load_model(out_dir: str, name: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict]:
-    """Load out_dir/<name>.pt with its JSON and the run's tokenizer; one-line errors."""
+def read_checkpoint(out_dir: str, name: str, device: str = "cpu") -> tuple[dict, dict, GPTConfig]:
+    """out_dir/<name>.pt and .json -> (state dict, meta, GPTConfig of meta["model"]).
+
+    torch.load(weights_only=True): a checkpoint holds tensors, never code. Every failure is one
+    line that names the file: missing, not JSON, not a checkpoint, truncated."""
     pt, js = os.path.join(out_dir, f"{name}.pt"), os.path.join(out_dir, f"{name}.json")
     for path in (pt, js):
         if not os.path.exists(path):
@@ -82,13 +85,25 @@ def load_model(out_dir: str, name: str, device: str = "cpu") -> tuple[GPT, Token
         state = torch.load(pt, map_location=device, weights_only=True)
     except Exception as e:                       # truncated or corrupt file: say which
         raise ValueError(f"{pt}: cannot be read as a checkpoint ({type(e).__name__})") from None
+    return state, meta, cfg
+
+
+def load_weights(module: torch.nn.Module, state: dict, path: str) -> None:
+    """module.load_state_dict(state), with a one-line error naming the file on a mismatch."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not match its config ({str(e).splitlines()[0]})"
+                         ) from None
+
+
+def load_model(out_dir: str, name: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict]:
+    """Load out_dir/<name>.pt with its JSON and the run's tokenizer; one-line errors."""
+    state, meta, cfg = read_checkpoint(out_dir, name, device)
     tok = Tokenizer.load(os.path.join(out_dir, "tokenizer.tiktoken"))
     if tok.n_vocab != cfg.vocab_size:
         raise ValueError(f"tokenizer.tiktoken has {tok.n_vocab} tokens but {name} expects "
                          f"{cfg.vocab_size}: they come from different runs")
     model = GPT(cfg)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{pt}: weights do not match its config ({str(e).splitlines()[0]})") from None
+    load_weights(model, state, os.path.join(out_dir, f"{name}.pt"))
     return model.to(device), tok, meta

@@ -52,7 +52,7 @@ class GRPOConfig:
     rl_steps: int = 100         # policy updates
     prompts_per_step: int = 16  # B
     group_size: int = 8         # G completions per prompt
-    rl_lr: float = 3e-4         # AdamW, constant after a short warm-up
+    rl_lr: float = 3e-4         # AdamW peak: linear warm-up, then linear decay to 0
     rl_warmup: int = 5
     advantage: str = "drgrpo"   # drgrpo: r - mean(r) | grpo: (r - mean(r)) / (std(r) + eps)
     std_eps: float = 1e-4
@@ -172,6 +172,14 @@ def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False):
 # ------------------------------------------------------------------------------------------------
 # the loop
 
+def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
+    """Linear warm-up over rl_warmup steps, then linear decay to 0 at rl_steps. The decay keeps
+    late updates small: at a constant 3e-4 the cpu preset's accuracy rose for 50 steps, then fell
+    back while the preference score kept climbing (measured, see the README)."""
+    warm = min(1.0, (step + 1) / max(cfg.rl_warmup, 1))
+    return cfg.rl_lr * warm * (1 - step / cfg.rl_steps)
+
+
 def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, score, ref=None,
                max_new_tokens: int, seed: int, log_path: str, device: str):
     """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict.
@@ -226,7 +234,7 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
                                           clip_low=cfg.clip_low, clip_high=cfg.clip_high,
                                           max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta)
             for group in opt.param_groups:
-                group["lr"] = cfg.rl_lr * min(1.0, (step + 1) / max(cfg.rl_warmup, 1))
+                group["lr"] = rl_lr_at(step, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.rl_grad_clip)

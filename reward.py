@@ -46,7 +46,6 @@ DeepSeekMath's GRPO (arXiv 2402.03300) between its reward-model updates.
 """
 
 import dataclasses
-import json
 import os
 import random
 import re
@@ -59,7 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import atomic_write, load_model, write_json
+from checkpoint import atomic_write, load_model, load_weights, read_checkpoint, write_json
 from data.problems import Problem, TaskConfig, make_splits, teacher_solution
 from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
 from data.tokenizer import Tokenizer
@@ -378,26 +377,11 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
 
 def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, dict]:
     """out/reward.pt + out/reward.json -> (frozen PreferenceModel in eval mode, meta)."""
-    pt, js = os.path.join(out, "reward.pt"), os.path.join(out, "reward.json")
-    for path in (pt, js):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"reward model file not found: {path} (run --stages reward)")
-    try:
-        meta = json.load(open(js))
-        cfg = GPTConfig(**meta["model"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{js}: not a reward model description "
-                         f"({type(e).__name__}: {e})") from None
-    try:
-        state = torch.load(pt, map_location=device, weights_only=True)
-    except Exception as e:                         # truncated or corrupt file: say which
-        raise ValueError(f"{pt}: cannot be read as a checkpoint ({type(e).__name__})") from None
+    if not os.path.exists(os.path.join(out, "reward.pt")):
+        raise FileNotFoundError(f"reward model file not found: {out}/reward.pt (run --stages reward)")
+    state, meta, cfg = read_checkpoint(out, "reward", device)
     rm = PreferenceModel(cfg)
-    try:
-        rm.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{pt}: weights do not match its config "
-                         f"({str(e).splitlines()[0]})") from None
+    load_weights(rm, state, os.path.join(out, "reward.pt"))
     rm.requires_grad_(False)
     return rm.to(device).eval(), meta
 

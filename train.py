@@ -1,6 +1,6 @@
 """
 The whole pipeline in one run directory: corpus + tokenizer, pretraining, the preference model,
-evaluation, report.
+GRPO, evaluation, report.
 
     python train.py                        # cpu preset without a GPU (minutes), gpu preset with one
     python train.py --preset smoke         # seconds: the pipeline end to end on a toy model
@@ -13,6 +13,8 @@ Stages (run in this order, `--stages` picks a subset):
   reward    pairs of final answers labelled by a simulated human (data/rater.py), then a small
             Bradley-Terry preference model on the answer span only (reward.py), saved as
             out/<run>/reward.pt beside the policy;
+  grpo      GRPO on the blended reward (grpo.py, reward.py), starting from the pretrained model;
+            the RL policy is saved as out/<run>/rl.pt, one log line per step in grpo_log.jsonl;
   eval      held-out greedy accuracy, pass@1, pass@k and format rate (evaluate.py), in
             distribution and on harder problems, next to the teacher's imitation ceiling, plus
             the human's gold_score and the preference model's pref_score of the sampled answers.
@@ -27,6 +29,7 @@ this was written on (145 vs 171 GFLOP/s at 1024^3).
 What this is deliberately not: a framework. The loop is flat, top to bottom, no callbacks.
 """
 
+import copy
 import dataclasses
 import json
 import math
@@ -44,10 +47,12 @@ from checkpoint import load_model, save_model, update_report, write_json
 from data.problems import TaskConfig, imitation_ceiling, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
+from grpo import GRPOConfig, train_grpo
 from model import GPT, GPTConfig
-from reward import RewardConfig, eval_scorers, train_reward_model
+from reward import (RewardConfig, blend, eval_scorers, load_reward_model, reward_terms,
+                    train_reward_model)
 
-STAGES = ("pretrain", "reward", "eval")
+STAGES = ("pretrain", "reward", "grpo", "eval")
 
 
 @dataclass
@@ -57,7 +62,7 @@ class RunConfig:
     out: str = ""               # run directory; empty = out/<preset>
     device: str = ""            # cpu | cuda | cuda:N; empty = cuda when available
     seed: int = 1337            # model init, batch order and sampling
-    eval_k: int = 8             # samples per held-out prompt for pass@1 / pass@k
+    eval_k: int = 4             # samples per held-out prompt for pass@1 / pass@k
     max_new_tokens: int = 192   # completion budget at evaluation and in RL
 
     def __post_init__(self):
@@ -95,7 +100,8 @@ PRESETS = {
     "smoke": dict(n_train=400, n_eval=8, vocab_size=320, n_layer=1, n_head=2, n_embd=32,
                   batch_size=8, pretrain_steps=12, warmup_steps=2, eval_every=6, eval_k=2,
                   max_new_tokens=48, rm_pairs=64, rm_eval_pairs=2, rm_steps=4, rm_batch_size=8,
-                  rm_n_layer=1, rm_n_embd=32),
+                  rm_n_layer=1, rm_n_embd=32, rl_steps=3, prompts_per_step=4, group_size=4,
+                  rl_eval_every=2),
     "gpu": dict(max_value=999, min_steps=2, max_steps=4, harder_steps=6, n_train=200_000,
                 n_eval=500, vocab_size=1024, block_size=384, n_layer=8, n_head=8, n_embd=384,
                 batch_size=128, pretrain_steps=6000, lr=1.5e-3, warmup_steps=300,
@@ -220,25 +226,51 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
 # ------------------------------------------------------------------------------------------------
 # stage: eval
 
+def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOConfig,
+               out: str, device: str) -> dict:
+    t0 = time.time()
+    policy, tok, meta = load_model(out, "pretrain", device)
+    rm = load_reward_model(out, device)[0] if rcfg.w_pref else None
+    ref = copy.deepcopy(policy).requires_grad_(False) if gcfg.kl_beta > 0 else None
+    splits = make_splits(task)                 # RL prompts: the corpus's questions, never held out
+
+    def score(problems, texts):
+        terms = reward_terms(problems, texts, rm, tok, rcfg, device)
+        return terms, blend(terms, rcfg)
+
+    summary = train_grpo(policy, tok, gcfg, prompts_pool=[p for p, _ in splits.train],
+                         eval_problems=splits.in_dist[:64], score=score, ref=ref,
+                         max_new_tokens=run.max_new_tokens, seed=run.seed,
+                         log_path=os.path.join(out, "grpo_log.jsonl"), device=device)
+    save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain"})
+    return {"grpo": summary, "time_s": {"grpo": time.time() - t0}}
+
+
 def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> dict:
     t0 = time.time()
     splits = make_splits(dataclasses.replace(task, n_train=1))   # held-out sets only
-    model, tok, _ = load_model(out, "pretrain", device)
-    scorers = eval_scorers(out, tok, device)     # gold_score, and pref_score after the reward stage
     results = {}
-    for name, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
-        results[name] = evaluate(model, tok, problems, k=run.eval_k,
-                                 max_new_tokens=run.max_new_tokens, seed=run.seed,
-                                 desc=f"eval pretrained/{name}", scorers=scorers)
-        print(f"eval pretrained/{name} | " + " | ".join(
-            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results[name].items()))
-    return {"eval": {"pretrained": results}, "time_s": {"eval": time.time() - t0}}
+    for name in ("pretrained", "rl"):
+        ckpt = {"pretrained": "pretrain", "rl": "rl"}[name]
+        if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
+            continue                                          # no GRPO stage in this run yet
+        model, tok, _ = load_model(out, ckpt, device)
+        scorers = eval_scorers(out, tok, device)  # gold_score, and pref_score after the reward stage
+        results[name] = {}
+        for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
+            m = evaluate(model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
+                         seed=run.seed, desc=f"eval {name}/{split}", scorers=scorers)
+            results[name][split] = m
+            print(f"eval {name}/{split} | " + " | ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
+    return {"eval": results, "time_s": {"eval": time.time() - t0}}
 
 
 # ------------------------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> None:
-    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig()]
+    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(),
+               GRPOConfig()]
     if argv in (["-h"], ["--help"]):
         print(__doc__ + "\n" + config.help_text(configs) + "\n\npresets: " + ", ".join(PRESETS))
         return
@@ -247,13 +279,13 @@ def main(argv: list[str]) -> None:
     if preset not in PRESETS:
         raise config.ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     configs = config.apply(configs, {**PRESETS[preset], "preset": preset})
-    run, task, gpt, pcfg, rcfg = config.apply(configs, pairs)
+    run, task, gpt, pcfg, rcfg, gcfg = config.apply(configs, pairs)
     device = run.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = run.out or os.path.join("out", preset)
     os.makedirs(out, exist_ok=True)
 
     # the run directory belongs to one config: refuse to mix two runs in one folder
-    described = config.as_dict([task, gpt, pcfg, rcfg])
+    described = config.as_dict([task, gpt, pcfg, rcfg, gcfg])
     described["RunConfig"] = {k: v for k, v in dataclasses.asdict(run).items()
                               if k not in ("stages", "device", "out")}
     path = os.path.join(out, "config.json")
@@ -267,6 +299,8 @@ def main(argv: list[str]) -> None:
         update_report(out, pretrain(run, task, gpt, pcfg, out, device))
     if "reward" in stages:
         update_report(out, train_reward_model(run, task, gpt, rcfg, out, device))
+    if "grpo" in stages:
+        update_report(out, grpo_stage(run, task, rcfg, gcfg, out, device))
     if "eval" in stages:
         update_report(out, evaluate_stage(run, task, out, device))
     times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
