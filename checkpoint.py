@@ -36,12 +36,15 @@ def atomic_write(path: str, write) -> None:
     os.replace(tmp, path)
 
 
-def write_json(path: str, obj) -> None:
+def write_text(path: str, text: str) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
     atomic_write(path, write)
+
+
+def write_json(path: str, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def update_report(out_dir: str, figures: dict) -> dict:

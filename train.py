@@ -43,7 +43,7 @@ import torch
 from tqdm import tqdm
 
 import config
-from checkpoint import load_model, save_model, update_report, write_json
+from checkpoint import load_model, save_model, update_report, write_json, write_text
 from data.problems import TaskConfig, imitation_ceiling, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
@@ -266,6 +266,30 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
     return {"eval": results, "time_s": {"eval": time.time() - t0}}
 
 
+def report_markdown(report: dict) -> str:
+    """report.json as a page a person reads: the held-out table, the ceilings, the timings."""
+    cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_score", "pref_score",
+            "mean_length"]
+    lines = ["# Run report", "", "| model | set | " + " | ".join(cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for model, sets in report.get("eval", {}).items():
+        for split, m in sets.items():
+            cells = [f"{m[c]:.3f}" if isinstance(m.get(c), float) else "-" for c in cols]
+            lines.append(f"| {model} | {split} | " + " | ".join(cells) + " |")
+    ceiling = report.get("imitation_ceiling")
+    if ceiling:
+        lines += ["", f"Imitation ceiling (a perfect copy of the teacher), in distribution: greedy "
+                      f"{ceiling['greedy']:.3f}, sampled {ceiling['sampled']:.3f}; harder: greedy "
+                      f"{ceiling['harder']['greedy']:.3f}, sampled {ceiling['harder']['sampled']:.3f}."]
+    rm = report.get("reward_model")
+    if rm:
+        lines += ["", f"Preference model: held-out accuracy {rm['heldout_accuracy']:.3f} against "
+                      f"the rater's agreement ceiling {rm['agreement_ceiling']:.3f}; agreement "
+                      f"with the noise-free gold order {rm['gold_agreement']:.3f}."]
+    lines += ["", "Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["time_s"].items())]
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> None:
@@ -305,6 +329,7 @@ def main(argv: list[str]) -> None:
         update_report(out, evaluate_stage(run, task, out, device))
     times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
     report = update_report(out, {"time_s": {"total": sum(v for k, v in times.items() if k != "total")}})
+    write_text(os.path.join(out, "report.md"), report_markdown(report))
     print(f"done in {report['time_s']['total']:.0f}s | report: {os.path.join(out, 'report.json')}")
 
 

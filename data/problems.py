@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 class TaskConfig:
     """The problem distribution and the teacher's habits (one field per knob)."""
     min_steps: int = 2          # operations per problem in the training corpus, inclusive range
-    max_steps: int = 4
-    harder_steps: int = 5       # operations per problem in the harder held-out set
+    max_steps: int = 3
+    harder_steps: int = 4       # operations per problem in the harder held-out set
     max_value: int = 99         # every true intermediate quantity stays in [0, max_value]
     ops: str = "+-"             # allowed operations, a subset of "+-*" (* multiplies by 2..9)
     p_slip: float = 0.03        # chance per step that the units column is written off by one

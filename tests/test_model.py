@@ -197,12 +197,13 @@ def test_padded_rows_restart_positions_at_zero():
 # KV cache
 
 
+@pytest.mark.parametrize("static", [False, True])
 @pytest.mark.parametrize("impl", ["explicit", "sdpa"])
-def test_kv_cache_decode_equals_full_forward(impl):
+def test_kv_cache_decode_equals_full_forward(impl, static):
     m = tiny(impl)
     prompt, pad, steps = rand_ids(3, 8), torch.tensor([0, 2, 5]), rand_ids(3, 5, seed=4)
     full = m(torch.cat([prompt, steps], 1), pad_len=pad)[0]  # (3, 13, V)
-    cache = KVCache(m.cfg, 3)
+    cache = KVCache(m.cfg, 3, static=static)  # static: attend over the whole buffer
     got = [m(prompt, pad_len=pad, kv_cache=cache)[0]]  # prefill (3, 8, V)
     for t in range(5):
         got.append(m(steps[:, t:t + 1], pad_len=pad, kv_cache=cache)[0])  # (3, 1, V) each

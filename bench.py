@@ -1,0 +1,648 @@
+"""
+How fast this code pretrains, samples and takes GRPO steps, against the limit of the machine it
+runs on, measured in the same run.
+
+    python bench.py                      # CPU or CUDA, picked automatically; budget: < 3 minutes
+                                         # on 2 CPU cores, most of it the no-cache reference
+    python bench.py --quick              # seconds: tiny sizes, 1-2 repeats. A smoke test, NOT
+                                         # figures to report
+    python bench.py --out /tmp/b.json --repeats 7
+
+What it measures, in this order (a table on stdout, everything in bench.json):
+  1. the machine: a large fp32 and bf16 matmul (FLOP/s) and a large tensor copy (bytes read +
+     written per second). MEASURED here, never looked up in a spec sheet, so the MFU below
+     compares our code with what this machine's BLAS / cuBLAS actually reaches;
+  2. pretraining tokens/s and model FLOP utilisation: train.py's step (AdamW, clip, bf16 autocast
+     on CUDA) on a real batch, the middle length bucket of preset batch_size rendered teacher
+     documents packed by train.pack. Tokens = non-pad input tokens, as train.py counts them;
+  3. sampling tokens/s for B prompts x G completions (GRPOConfig's B and G, RunConfig's
+     max_new_tokens, no stop ids so that every row makes every token): KV cache against
+     recomputing the whole sequence for every token, and SDPA against explicit attention;
+  4. one GRPO step as grpo.train_grpo takes it, split into rollout (model.generate), reward
+     (decode, reward.reward_terms with a random PreferenceModel of the scratch size, blend,
+     advantages) and train (token_logprobs, policy_loss, backward, clip, AdamW), its peak memory,
+     and how the train step's memory grows with B*G;
+  5. with CUDA, all of it again at the gpu preset under the "gpu" key, plus bf16 autocast and
+     torch.compile on/off for the pretraining step.
+The top-level figures are the cpu preset on this run's device (the smoke preset with --quick).
+Weights are random: nothing is trained, and speed does not depend on what the weights say.
+Every timing is the median of several calls after warm-up calls, with a CUDA synchronize
+before each clock read. The exception is the no-cache reference, a call of tens of seconds on
+CPU: timed once, and on CPU only every 4th of its steps (`nocache_seconds`, `--nocache_stride`).
+
+MFU. Training FLOPs per token = 6 N + 12 L T C (PaLM, appendix B; Kaplan et al., section 2.1).
+N = model.num_params(): every parameter once, the tied embedding included because it is also
+the output head's matmul (the lookup itself is free); the RMSNorm gains (0.1% of N) are counted
+too. 6 N = 2 N forward + 4 N backward. 12 L T C: the two attention matmuls QK^T and AV, 2 T C
+FLOPs each per token and layer forward, x3 with backward; T is the batch's padded width and the
+causal mask gets no discount. MFU = tokens/s x FLOPs per token / the measured matmul peak: fp32
+on CPU and without autocast, bf16 with autocast on CUDA. fp32 is real fp32 here: torch's
+default leaves TF32 off for matmuls.
+
+Memory. CUDA: torch.cuda.max_memory_allocated above what was allocated when the step began
+(exact, tensors only). CPU: growth of the process's peak resident set (VmHWM, reset through
+/proc/self/clear_refs on Linux, after glibc's malloc_trim has handed freed heap back so that
+reuse shows): COARSE, page-granular, it counts allocator slack and everything else the process
+touches; elsewhere ru_maxrss, which never resets (a block below an earlier peak reads 0). Hence
+also `activation_bytes`, exact on any device: the distinct storages autograd saves for
+backward, parameters left out. memory_linearity: the train step at B*G/4, B*G/2 and B*G rows
+of one rollout (T fixed), the bytes each extra token costs in the second doubling over the first
+(1.0 = linear; `linearity`); it reads activation_bytes on CPU, the peak on CUDA.
+No T x T matrix per head: pretraining calls SDPA with is_causal and no mask (Flash on CUDA under
+bf16, the flash kernel on CPU); GRPO's left-padded batches pass one (rows, 1, T, T) mask that
+the heads share (the mem-efficient kernel on CUDA, the flash kernel on CPU). `attention_memory`
+checks both at T = block_size, with the explicit path as the counter-example: it lists the
+largest tensor each path saves for backward and whether one is a materialised (rows, n_head, T,
+T) matrix. FOOTGUN: that shared per-row mask is itself quadratic in T (linear in B*G).
+
+What this is deliberately not: a profiler (no kernel breakdown), a multi-GPU benchmark, or a
+test of speed: targets are printed next to the figures, and the test checks only the output.
+
+References:
+  Scaling Laws for Neural Language Models, Kaplan et al. 2020, arXiv:2001.08361
+  PaLM: Scaling Language Modeling with Pathways, Chowdhery et al. 2022, arXiv:2204.02311
+  FlashAttention, Dao et al. 2022, arXiv:2205.14135
+"""
+
+import ctypes
+import dataclasses
+import json
+import os
+import platform
+import random
+import re
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+import config
+from data.problems import TaskConfig, make_splits, teacher_solution
+from data.tokenizer import Tokenizer, train_bpe
+from evaluate import completions
+from grpo import GRPOConfig, advantages_and_mask, policy_loss, token_logprobs
+from model import GPT, GPTConfig, generate
+from reward import PreferenceModel, RewardConfig, blend, reward_terms
+from train import PRESETS, PretrainConfig, RunConfig, pack
+
+
+@dataclass
+class BenchConfig:
+    quick: bool = False         # seconds: the smoke preset's sizes, small peaks, 1-2 repeats
+    out: str = "bench.json"     # where the figures go (git-ignored)
+    device: str = ""            # cpu | cuda | cuda:N; empty = cuda when available
+    warmup: int = 1             # untimed calls before each timing
+    repeats: int = 5            # timed calls of a pretraining step or a matmul; median reported
+    gen_repeats: int = 3        # the same for calls that sample (seconds each on CPU)
+    nocache_stride: int = 0     # time every k-th step of the no-cache reference, x k; 1 = the
+                                # whole generate(use_cache=False) call; 0 = 4 on CPU, 1 on CUDA
+    n_docs: int = 2000          # corpus documents for the tokenizer and the pretraining batch
+    matmul_n: int = 0           # side of the peak matmul; 0 = 2048 on CPU, 8192 on CUDA
+    copy_mb: int = 0            # size of the bandwidth copy in MiB; 0 = 256 on CPU, 1024 on CUDA
+    seed: int = 1337
+
+    def __post_init__(self):
+        for name in ("repeats", "gen_repeats", "n_docs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if min(self.warmup, self.matmul_n, self.copy_mb, self.nocache_stride) < 0:
+            raise ValueError("--warmup, --matmul_n, --copy_mb and --nocache_stride must be >= 0")
+
+
+QUICK = dict(repeats=2, gen_repeats=1, n_docs=300, matmul_n=256, copy_mb=16)
+
+# ------------------------------------------------------------------------------------------------
+# measuring: time, FLOPs, memory (the pieces to study)
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def timeit(fn, warmup: int, repeats: int, device: str) -> float:
+    """Median wall-clock seconds of fn() over `repeats` calls, after `warmup` untimed calls.
+    CUDA runs asynchronously, so the clock is read only after a synchronize."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def flops_per_token(n_params: int, n_layer: int, n_embd: int, seq_len: int) -> int:
+    """Training FLOPs per token, 6 N + 12 L T C (PaLM 2204.02311 appendix B; see the docstring).
+    flops_per_token(1000, 2, 8, 16) -> 6 * 1000 + 12 * 2 * 8 * 16 = 6000 + 3072 = 9072"""
+    return 6 * n_params + 12 * n_layer * n_embd * seq_len
+
+
+def linearity(points: list[tuple[int, int]]) -> float:
+    """Marginal bytes per B*G*T token between the 2nd and 3rd (bgt, bytes) points over that
+    between the 1st and 2nd: 1.0 = linear growth, whatever the constant offset (gradients, say);
+    above 1 = faster than linear. linearity([(100, 1100), (200, 2100), (400, 4100)]) -> 1.0;
+    bytes = bgt^2: linearity([(1, 1), (2, 4), (4, 16)]) -> (12 / 2) / (3 / 1) = 2.0"""
+    (b1, m1), (b2, m2), (b3, m3) = points
+    return ((m3 - m2) / (b3 - b2)) / max((m2 - m1) / (b2 - b1), 1e-9)
+
+
+def matmul_flops(n: int, dtype, device: str, cfg: BenchConfig) -> float:
+    """FLOP/s of an (n, n) @ (n, n) matmul: 2 n^3 FLOPs each (a multiply and an add)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b, c = torch.randn_like(a), torch.empty_like(a)
+    k = 10 if device.startswith("cuda") else 1           # a CUDA matmul is ~ms: time ten
+
+    def matmuls():
+        for _ in range(k):
+            torch.mm(a, b, out=c)
+    return k * 2 * n ** 3 / timeit(matmuls, cfg.warmup + 1, cfg.repeats, device)
+
+
+def copy_bandwidth(mib: int, device: str, cfg: BenchConfig) -> float:
+    """Bytes/s of dst.copy_(src): every byte is read once and written once."""
+    src = torch.ones(mib * 2 ** 20 // 4, device=device)  # ones, not empty: pages really exist
+    dst = torch.zeros_like(src)
+    s = timeit(lambda: dst.copy_(src), cfg.warmup + 1, cfg.repeats, device)
+    return 2 * src.nbytes / s
+
+
+def _proc_bytes(key: str) -> int:
+    """A `kB` line of /proc/self/status (Linux) in bytes, e.g. VmRSS, VmHWM."""
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{key}:\s+(\d+) kB", f.read()).group(1)) * 1024
+
+
+def _maxrss() -> int:
+    scale = 1 if sys.platform == "darwin" else 1024      # bytes on macOS, kB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0): return the free heap to the OS, so RSS growth sees reuse."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakMemory:
+    """`with PeakMemory(device) as m: ...`, then m.bytes = peak memory above the start (docstring:
+    exact on CUDA, coarse on CPU). m.kind says which measure it was."""
+
+    def __init__(self, device: str):
+        self.device, self.bytes = device, 0
+
+    def __enter__(self):
+        if self.device.startswith("cuda"):
+            self.kind = "cuda max_memory_allocated"
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            return self
+        try:
+            _malloc_trim()                                # hand freed heap pages back first,
+            with open("/proc/self/clear_refs", "w") as f:  # or the step reuses them unseen
+                f.write("5")                              # "5": VmHWM := current VmRSS
+            self.kind, self.base = "cpu peak RSS (VmHWM)", _proc_bytes("VmRSS")
+        except (OSError, AttributeError):
+            self.kind, self.base = "cpu ru_maxrss (never resets)", _maxrss()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            peak = _proc_bytes("VmHWM") if "VmHWM" in self.kind else _maxrss()
+        self.bytes = max(0, peak - self.base)
+
+
+class SavedBytes:
+    """`with SavedBytes(model) as s: forward`, then s.bytes = distinct storages autograd saved for
+    backward (activations; the model's parameters left out) and s.shapes = (shape, stride) of
+    each saved tensor (stride 0 = a broadcast dimension, not materialised)."""
+
+    def __init__(self, model):
+        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.storages, self.shapes = {}, []
+
+    def _pack(self, t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in self.params:
+            self.storages[storage.data_ptr()] = storage.nbytes()  # views share one storage
+        self.shapes.append((tuple(t.shape), t.stride()))
+        return t
+
+    def __enter__(self):
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self.hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.hooks.__exit__(*exc)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+# ------------------------------------------------------------------------------------------------
+# the three workloads
+
+def twin(model: GPT, attn_impl: str) -> GPT:
+    """The same weights behind the other attention path."""
+    other = GPT(dataclasses.replace(model.cfg, attn_impl=attn_impl))
+    other.load_state_dict(model.state_dict())
+    return other.to(next(model.parameters()).device)
+
+
+def bench_pretrain(model, x, y, pad: int, pcfg: PretrainConfig, device: str, cfg: BenchConfig,
+                   peaks: dict, autocast: bool, compiled: bool = False) -> dict:
+    """train.py's pretraining step on one batch: tokens/s and MFU (docstring)."""
+    cuda = device.startswith("cuda")
+    x, y = x.to(device), y.to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": pcfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=pcfg.lr, betas=(0.9, 0.95), fused=cuda)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast)
+    fwd = torch.compile(model) if compiled else model
+
+    def step():
+        with ctx:
+            _, loss = fwd(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), pcfg.grad_clip)
+        opt.step()
+
+    model.train()
+    s = timeit(step, cfg.warmup + (2 if compiled else 0), cfg.repeats, device)  # 1st calls compile
+    tokens = int((x != pad).sum())
+    fpt = flops_per_token(model.num_params(), model.cfg.n_layer, model.cfg.n_embd, x.shape[1])
+    peak = peaks["bf16" if autocast else "fp32"]
+    return {"tokens_per_s": tokens / s, "mfu": tokens / s * fpt / peak, "step_s": s,
+            "tokens_per_step": tokens, "seq_len": x.shape[1], "flops_per_token": fpt,
+            "autocast_bf16": autocast, "compile": compiled}
+
+
+def nocache_seconds(model, prompts, G: int, max_new: int, pad: int, device: str,
+                    stride: int, seed: int) -> tuple[float, int]:
+    """Seconds generate(use_cache=False) takes for max_new tokens, and how many steps were run.
+
+    stride 1: one whole call, timed once (tens of seconds on CPU; its first forward passes are
+    the warm-up). stride k: step t of that call is one forward pass over the prompt plus t tokens,
+    so we run that step alone (generate with max_new_tokens=1 on prompts longer by t tokens) at
+    the middle t of every block of k steps and count it k times: a midpoint sum of a smooth,
+    growing cost, k times cheaper. At the smoke sizes strides 1 and 4 agreed within run-to-run
+    noise (about 15% on a busy 2-core machine); the KV path is always timed whole.
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    if stride == 1:
+        return timeit(lambda: generate(model, prompts, num_samples=G, max_new_tokens=max_new,
+                                       pad_id=pad, generator=gen, use_cache=False),
+                      0, 1, device), max_new
+    filler = [i % model.cfg.vocab_size for i in range(max_new)]  # stands in for sampled tokens
+    total, steps = 0.0, 0
+    for start in range(0, max_new, stride):
+        width = min(stride, max_new - start)              # steps start .. start + width - 1
+        longer = [p + filler[:start + width // 2] for p in prompts]
+        total += width * timeit(lambda: generate(model, longer, num_samples=G, max_new_tokens=1,
+                                                 pad_id=pad, generator=gen, use_cache=False),
+                                0, 1, device)
+        steps += 1
+    return total, steps
+
+
+def bench_sampling(model, prompts, G: int, max_new: int, pad: int, device: str,
+                   cfg: BenchConfig) -> dict:
+    """tokens/s of generate() for len(prompts) x G rows, every row making max_new tokens."""
+    def kv_sampler(m):
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        return lambda: generate(m, prompts, num_samples=G, max_new_tokens=max_new,
+                                temperature=1.0, pad_id=pad, generator=gen)
+
+    n = len(prompts) * G * max_new                       # no stop ids: every row, every token
+    kv = timeit(kv_sampler(model), cfg.warmup, cfg.gen_repeats, device)
+    explicit = timeit(kv_sampler(twin(model, "explicit")), cfg.warmup, cfg.gen_repeats, device)
+    stride = cfg.nocache_stride or (1 if device.startswith("cuda") else 4)
+    nocache, steps = nocache_seconds(model, prompts, G, max_new, pad, device, stride, cfg.seed)
+    return {"rows": len(prompts) * G, "prompts": len(prompts), "group_size": G,
+            "prompt_len": max(len(p) for p in prompts), "new_tokens": max_new,
+            "kv_tokens_per_s": n / kv, "nocache_tokens_per_s": n / nocache,
+            "kv_speedup": nocache / kv, "nocache_steps_timed": steps,
+            "explicit_kv_tokens_per_s": n / explicit, "sdpa_speedup": explicit / kv}
+
+
+def grpo_train(policy, opt, ids, pad, n_prompt: int, old_logp, adv, mask, gcfg: GRPOConfig,
+               max_len: int) -> None:
+    """grpo.train_grpo's update with inner_epochs = 1: forward, loss, backward, clip, step."""
+    logp, _entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True)  # (N, T)
+    loss, _ = policy_loss(logp, old_logp, adv, mask, agg=gcfg.loss_agg, clip_low=gcfg.clip_low,
+                          clip_high=gcfg.clip_high, max_len=max_len)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), gcfg.rl_grad_clip)
+    opt.step()
+
+
+def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
+               gcfg: GRPOConfig, max_new: int, device: str, cfg: BenchConfig):
+    """One GRPO step timed in three pieces, its peak memory, and the train piece's memory at
+    B*G/4, B*G/2, B*G rows of the same rollout. Returns (grpo_step, memory_scaling)."""
+    B, G = len(problems), gcfg.group_size
+    rows = [p for p in problems for _ in range(G)]
+    # A random policy never closes an <answer> tag, so its completions would skip the preference
+    # model. We score teacher-written completions instead: every row pays for the preference
+    # model, as a trained policy's completions do. The rollout is still decoded (its cost counts).
+    rng = random.Random(cfg.seed)
+    teacher = []
+    for p in rows:
+        s = teacher_solution(p, rng, task)
+        ids, n_prompt = tok.render(p.prompt, s.think, s.answer_text)
+        teacher.append(tok.decode(ids[n_prompt:]))      # <think>...</answer><|endoftext|>
+    prompts = [tok.encode(p.prompt) for p in problems]
+    opt = torch.optim.AdamW(policy.parameters(), lr=gcfg.rl_lr, betas=(0.9, 0.95),
+                            weight_decay=0.0)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    policy.eval()                                        # dropout off, as in train_grpo
+
+    def step():
+        sync(device)
+        t0 = time.perf_counter()
+        # ---- rollout: B prompts x G samples, each prompt prefilled once
+        roll = generate(policy, prompts, num_samples=G, max_new_tokens=max_new,
+                        temperature=gcfg.rl_temperature, stop_ids=[tok.answer_end, tok.eot],
+                        pad_id=tok.pad, generator=gen)
+        sync(device)
+        t1 = time.perf_counter()
+        # ---- reward: decode, every term of the blend, advantages
+        completions(tok, roll)
+        terms = reward_terms(rows, teacher, rm, tok, rcfg, device)
+        adv, keep = advantages_and_mask(blend(terms, rcfg).view(B, G), terms["correct"].view(B, G),
+                                        roll.truncated.view(B, G), gcfg)  # (N,), (N,)
+        sync(device)
+        t2 = time.perf_counter()
+        # ---- train: teacher-forced log-probs, loss, backward, AdamW
+        ids, pad = roll.sequences()                      # (N, Tp + T), (N,)
+        grpo_train(policy, opt, ids, pad, roll.prompt_ids.shape[1], roll.logprobs, adv,
+                   roll.mask & keep[:, None], gcfg, max_new)
+        sync(device)
+        return (t1 - t0, t2 - t1, time.perf_counter() - t2), roll, adv, keep
+
+    for _ in range(cfg.warmup):
+        step()
+    times, peak = [], 0
+    for _ in range(cfg.gen_repeats):
+        with PeakMemory(device) as mem:
+            t, roll, adv, keep = step()
+        times.append(t)
+        peak = max(peak, mem.bytes)
+    rollout_s, reward_s, train_s = (statistics.median(col) for col in zip(*times))
+    ids, pad = roll.sequences()
+    n_prompt, N, T = roll.prompt_ids.shape[1], ids.shape[0], ids.shape[1]
+    grpo_step = {"rows": N, "seq_len": T, "rollout_s": rollout_s, "reward_s": reward_s,
+                 "train_s": train_s, "step_s": rollout_s + reward_s + train_s,
+                 "rollout_fraction": rollout_s / (rollout_s + reward_s + train_s),
+                 "peak_mem_bytes": peak, "peak_mem_kind": mem.kind}
+
+    # ---- memory of the train piece at growing B*G, same T (rows of the last rollout)
+    scaling = []
+    for n in (N // 4, N // 2, N):                        # B*G >= 16 in every preset
+        with PeakMemory(device) as mem, SavedBytes(policy) as saved:
+            grpo_train(policy, opt, ids[:n], pad[:n], n_prompt, roll.logprobs[:n], adv[:n],
+                       roll.mask[:n] & keep[:n, None], gcfg, max_new)
+        scaling.append({"bgt": n * T, "peak_mem_bytes": mem.bytes, "activation_bytes": saved.bytes})
+    grpo_step["activation_bytes"] = scaling[-1]["activation_bytes"]
+    return grpo_step, scaling
+
+
+def attention_memory(model: GPT, n_rows: int, device: str) -> dict:
+    """Forward + backward at T = block_size through both attention paths, unpadded (pretraining:
+    is_causal, no mask) and left-padded (GRPO: a (rows, 1, T, T) mask). Reports what autograd
+    saves and whether any saved tensor is a (rows, n_head, T, T) matrix."""
+    cfg = model.cfg
+    T, H = cfg.block_size, cfg.n_head
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, cfg.vocab_size, (n_rows, T), generator=g).to(device)
+    pads = (torch.arange(n_rows) % 8).to(device)         # 0..7 left pad tokens per row
+    out = {"T": T, "rows": n_rows, "tt_per_head_bytes": n_rows * H * T * T * 4}
+    for impl, m in (("sdpa", model), ("explicit", twin(model, "explicit"))):
+        m.train()
+        for path, pad_len in (("causal", None), ("padded", pads)):
+            with PeakMemory(device) as mem:
+                with SavedBytes(m) as saved:
+                    _, loss = m(ids, ids, pad_len=pad_len)
+                loss.backward()
+            m.zero_grad(set_to_none=True)
+            largest = max((shape for shape, _ in saved.shapes), key=lambda s: torch.Size(s).numel())
+            out[f"{impl}_{path}"] = {
+                "saved_bytes": saved.bytes, "peak_mem_bytes": mem.bytes, "largest_saved": largest,
+                "saves_tt_per_head": any(len(s) >= 4 and s[-3] == H and st[-3] != 0
+                                         and s[-2:] == (T, T) for s, st in saved.shapes)}
+    return out
+
+# ------------------------------------------------------------------------------------------------
+# one preset, end to end
+
+def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants: bool) -> dict:
+    """Every measurement at the model sizes of train.PRESETS[name], random weights."""
+    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(),
+               GRPOConfig()]
+    run, task, gpt, pcfg, rcfg, gcfg = config.apply(configs, {**PRESETS[name], "preset": name})
+    cuda, t0 = device.startswith("cuda"), time.perf_counter()
+
+    def log(what):
+        print(f"bench | {name} | {what} | {time.perf_counter() - t0:.0f}s", flush=True)
+
+    # ---- data: a tokenizer on a small corpus, a real batch, held-out prompts
+    splits = make_splits(dataclasses.replace(task, n_train=cfg.n_docs))
+    tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train],
+                              gpt.vocab_size))
+    docs = sorted((tok.render(p.prompt, s.think, s.answer_text) for p, s in splits.train),
+                  key=lambda d: len(d[0]))               # length buckets, as train.py batches
+    mid = max(0, (len(docs) - pcfg.batch_size) // 2)
+    x, y = pack(docs[mid:mid + pcfg.batch_size], tok.pad)
+    B, G = gcfg.prompts_per_step, gcfg.group_size
+    problems = [splits.in_dist[i % len(splits.in_dist)] for i in range(B)]
+    prompts = [tok.encode(p.prompt) for p in problems]
+    # the small corpus may stop BPE short of the preset's vocab; the full one fills it
+    model_cfg = dataclasses.replace(gpt, vocab_size=max(gpt.vocab_size, tok.n_vocab))
+    max_new = min(run.max_new_tokens, model_cfg.block_size - max(len(p) for p in prompts))
+    torch.manual_seed(cfg.seed)
+    model = GPT(model_cfg).to(device)
+    rm = PreferenceModel(dataclasses.replace(model_cfg, n_layer=rcfg.rm_n_layer,
+                                             n_embd=rcfg.rm_n_embd)).to(device)
+    out = {"preset": name, "params": model.num_params(), "batch_size": pcfg.batch_size}
+    log(f"{out['params'] / 1e6:.2f}M params, vocab {model_cfg.vocab_size}")
+
+    # ---- pretraining (train.py: bf16 autocast on CUDA, fp32 on CPU)
+    args = (x, y, tok.pad, pcfg, device, cfg, peaks)
+    out["pretrain"] = bench_pretrain(model, *args, autocast=cuda)
+    if variants:                                         # CUDA only: the other arms
+        out["pretrain_variants"] = [out["pretrain"]]
+        for autocast, compiled in ((False, False), (True, True)):
+            try:
+                out["pretrain_variants"].append(
+                    bench_pretrain(model, *args, autocast=autocast, compiled=compiled))
+            except Exception as e:                       # e.g. no compiler toolchain
+                out["pretrain_variants"].append({"autocast_bf16": autocast, "compile": compiled,
+                                                 "error": repr(e)[:300]})
+    log("pretrain")
+
+    # ---- sampling, then a GRPO step, then memory
+    out["sampling"] = bench_sampling(model, prompts, G, max_new, tok.pad, device, cfg)
+    log("sampling")
+    out["grpo_step"], out["memory_scaling"] = bench_grpo(model, tok, problems, rm, task, rcfg,
+                                                         gcfg, max_new, device, cfg)
+    key = "peak_mem_bytes" if cuda else "activation_bytes"        # docstring: Memory
+    out["memory_linearity"] = linearity([(m["bgt"], m[key]) for m in out["memory_scaling"]])
+    out["attention_memory"] = attention_memory(model, 4, device)
+    log("grpo step and memory")
+    return out
+
+# ------------------------------------------------------------------------------------------------
+# the report: targets, table, JSON
+
+def checks(block: dict, where: str) -> list[dict]:
+    """The issue's targets that apply to a block; where: cpu (cpu preset on CPU), top (cpu preset
+    on CUDA) or gpu (gpu preset on CUDA)."""
+    att = block["attention_memory"]
+    rows = [("memory_linearity", block["memory_linearity"], "<= 1.10", lambda v: v <= 1.10),
+            ("sdpa saves T x T per head", att["sdpa_causal"]["saves_tt_per_head"]
+             or att["sdpa_padded"]["saves_tt_per_head"], "False", lambda v: not v)]
+    if where == "cpu":
+        rows.insert(0, ("pretrain/mfu", block["pretrain"]["mfu"], ">= 0.30", lambda v: v >= 0.30))
+    if where == "gpu":
+        rows.insert(0, ("pretrain/mfu", block["pretrain"]["mfu"], ">= 0.40", lambda v: v >= 0.40))
+    if where in ("cpu", "top"):
+        rows += [("sampling/kv_speedup", block["sampling"]["kv_speedup"], ">= 5",
+                  lambda v: v >= 5),
+                 ("grpo_step/rollout_fraction", block["grpo_step"]["rollout_fraction"], "<= 0.60",
+                  lambda v: v <= 0.60)]
+    return [{"block": block["preset"], "metric": m, "value": v, "target": t, "ok": bool(ok(v))}
+            for m, v, t, ok in rows]
+
+
+def _fmt(value, unit: str = "") -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if unit in ("FLOP/s", "B/s", "B"):
+        for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+            if abs(value) >= scale or scale == 1:
+                return f"{value / scale:.1f} {prefix}{unit}"
+    if unit == "tok/s":
+        return f"{value:,.0f} tok/s"
+    return f"{value:.3f}{' ' + unit if unit else ''}"
+
+
+def table(res: dict) -> str:
+    """The figures as an aligned text table: metric | value | target | ok."""
+    checked = {(c["block"], c["metric"]): c for c in res["checks"]}
+    lines = [("machine/matmul fp32", _fmt(res["matmul_fp32_flops"], "FLOP/s")),
+             ("machine/matmul bf16", _fmt(res["matmul_bf16_flops"], "FLOP/s")),
+             ("machine/copy bandwidth", _fmt(res["mem_bandwidth_bytes_per_s"], "B/s"))]
+    for block in [res] + ([res["gpu"]] if "gpu" in res else []):
+        p, s, g, pre = block["pretrain"], block["sampling"], block["grpo_step"], block["preset"]
+        lines += [(f"{pre}/pretrain tokens/s", _fmt(p["tokens_per_s"], "tok/s")),
+                  (f"{pre}/pretrain/mfu", _fmt(p["mfu"]))]
+        for v in block.get("pretrain_variants", [])[1:]:
+            arm = f"{'bf16' if v['autocast_bf16'] else 'fp32'}{' compiled' if v['compile'] else ''}"
+            lines.append((f"{pre}/pretrain {arm}", v["error"][:40] if "error" in v else
+                          f"{_fmt(v['tokens_per_s'], 'tok/s')}, mfu {v['mfu']:.3f}"))
+        lines += [(f"{pre}/sampling kv cache", _fmt(s["kv_tokens_per_s"], "tok/s")),
+                  (f"{pre}/sampling no cache", _fmt(s["nocache_tokens_per_s"], "tok/s")),
+                  (f"{pre}/sampling kv explicit", _fmt(s["explicit_kv_tokens_per_s"], "tok/s")),
+                  (f"{pre}/sampling/kv_speedup", _fmt(s["kv_speedup"], "x")),
+                  (f"{pre}/grpo rollout, reward, train",
+                   f"{g['rollout_s']:.3f}, {g['reward_s']:.3f}, {g['train_s']:.3f} s"),
+                  (f"{pre}/grpo_step/rollout_fraction", _fmt(g["rollout_fraction"])),
+                  (f"{pre}/grpo peak memory", _fmt(g["peak_mem_bytes"], "B")),
+                  (f"{pre}/grpo activations", _fmt(g["activation_bytes"], "B"))]
+        lines += [(f"{pre}/train memory at bgt {m['bgt']}", f"{_fmt(m['peak_mem_bytes'], 'B')} "
+                   f"peak, {_fmt(m['activation_bytes'], 'B')} saved")
+                  for m in block["memory_scaling"]]
+        lines += [(f"{pre}/memory_linearity", _fmt(block["memory_linearity"])),
+                  (f"{pre}/sdpa saves T x T per head", "")]
+    rows = [("metric", "value", "target", "ok")]
+    for metric, value in lines:
+        pre, _, key = metric.partition("/")
+        c = checked.get((pre, key))
+        rows.append((metric, value or (_fmt(c["value"]) if c else ""), c["target"] if c else "",
+                     ("yes" if c["ok"] else "NO") if c else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(" | ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
+                     for r in rows)
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return re.search(r"model name\s*:\s*(.*)", f.read()).group(1).strip()
+    except (OSError, AttributeError):
+        return platform.processor() or platform.machine()
+
+
+def bare_flags(argv: list[str]) -> list[str]:
+    """`--quick` alone means `--quick true`: ['--quick', '--out', 'b.json'] ->
+    ['--quick=true', '--out', 'b.json']; `--quick false` is left alone."""
+    return [f"{a}=true" if a == "--quick" and (i + 1 == len(argv) or argv[i + 1].startswith("--"))
+            else a for i, a in enumerate(argv)]
+
+
+def main(argv: list[str]) -> None:
+    if argv in (["-h"], ["--help"]):
+        print(__doc__ + "\n" + config.help_text([BenchConfig()]))
+        return
+    pairs = config.parse_pairs(bare_flags(argv))
+    (cfg,) = config.apply([BenchConfig()], pairs)
+    if cfg.quick:                                        # quick's sizes, then the user's own
+        (cfg,) = config.apply([cfg], {**QUICK, **pairs})
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise config.ConfigError(f"--device {device}: CUDA is not available")
+    t0 = time.perf_counter()
+    res = {"device": device.split(":")[0], "device_name": device_name(device),
+           "quick": cfg.quick, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    # ---- 1. the machine's limits, measured now
+    n, mib = cfg.matmul_n or (8192 if cuda else 2048), cfg.copy_mb or (1024 if cuda else 256)
+    peaks = {"fp32": matmul_flops(n, torch.float32, device, cfg),
+             "bf16": matmul_flops(n, torch.bfloat16, device, cfg)}
+    res.update({"matmul_peak_flops": peaks["bf16" if cuda else "fp32"],  # the MFU denominator
+                "matmul_fp32_flops": peaks["fp32"], "matmul_bf16_flops": peaks["bf16"],
+                "matmul_n": n, "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, cfg)})
+    print(f"bench | {device} ({res['device_name']}) | peaks measured | "
+          f"{time.perf_counter() - t0:.0f}s", flush=True)
+
+    # ---- 2-4. the cpu preset (smoke with --quick) on this device; 5. the gpu preset on CUDA
+    res.update(bench_preset("smoke" if cfg.quick else "cpu", cfg, device, peaks, variants=False))
+    res["checks"] = checks(res, "top" if cuda else "cpu")
+    if cuda:
+        res["gpu"] = bench_preset("smoke" if cfg.quick else "gpu", cfg, device, peaks,
+                                  variants=True)
+        res["checks"] += checks(res["gpu"], "gpu")
+    res["config"] = dataclasses.asdict(cfg)
+    res["total_s"] = time.perf_counter() - t0
+
+    print(("QUICK MODE: tiny sizes, not figures to report\n" if cfg.quick else "") + table(res))
+    os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
+    with open(cfg.out, "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"done in {res['total_s']:.0f}s | {cfg.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except config.ConfigError as e:
+        sys.exit(f"error: {e}")

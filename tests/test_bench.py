@@ -1,0 +1,95 @@
+"""bench.py: the FLOPs formula by hand, the helpers, and one `--quick` run in a subprocess.
+
+The subprocess checks the bench.json shape the issue promises (keys, types, positive figures),
+never the speed: quick mode runs tiny sizes on whatever machine runs the tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from bench import SavedBytes, bare_flags, flops_per_token, linearity, timeit  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+
+
+def test_flops_per_token_by_hand():
+    """6 N + 12 L T C. Toy: N = 1000, L = 2, C = 8, T = 16 -> 6000 + 3072 = 9072.
+    The cpu preset at T = 117: N = 853,120 (model.num_params, tied head counted once),
+    6 N = 5,118,720; 12 * 4 * 128 * 117 = 718,848; total 5,837,568."""
+    assert flops_per_token(1000, 2, 8, 16) == 9072
+    n = GPT(GPTConfig()).num_params()
+    assert n == 853_120
+    assert flops_per_token(n, 4, 128, 117) == 5_837_568
+
+
+def test_linearity_ignores_a_constant_and_sees_a_square():
+    assert linearity([(100, 1100), (200, 2100), (400, 4100)]) == 1.0   # 1000 + 10 * bgt
+    assert linearity([(1, 1), (2, 4), (4, 16)]) == 2.0                # bgt^2: (12/2) / (3/1)
+
+
+def test_bare_quick_flag_means_true():
+    assert bare_flags(["--quick"]) == ["--quick=true"]
+    assert bare_flags(["--quick", "--out", "b.json"]) == ["--quick=true", "--out", "b.json"]
+    assert bare_flags(["--quick", "false"]) == ["--quick", "false"]
+    assert bare_flags(["--repeats", "3"]) == ["--repeats", "3"]
+
+
+def test_timeit_warms_up_then_reports_the_median():
+    calls = []
+    assert timeit(lambda: calls.append(1), warmup=2, repeats=3, device="cpu") >= 0
+    assert len(calls) == 5
+
+
+@pytest.mark.parametrize("impl, per_head", [("explicit", True), ("sdpa", False)])
+def test_saved_bytes_sees_the_explicit_attention_matrix(impl, per_head):
+    """The explicit path keeps softmax(QK^T) (B, H, T, T) for backward; SDPA does not."""
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=64, block_size=32, n_layer=1, n_head=2, n_embd=16, attn_impl=impl)
+    model = GPT(cfg)
+    ids = torch.randint(0, 64, (3, 32))
+    with SavedBytes(model) as saved:
+        _, loss = model(ids, ids)
+    tt = [s for s, st in saved.shapes if s[-3:] == (2, 32, 32) and st[-3] != 0]
+    assert bool(tt) == per_head
+    assert saved.bytes > 0
+
+
+def test_quick_run_writes_the_promised_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "bench.py", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "QUICK MODE" in proc.stdout and "kv_speedup" in proc.stdout
+    res = json.load(open(out))
+    assert isinstance(res["device"], str) and res["quick"] is True
+    assert isinstance(res["matmul_peak_flops"], float) and res["matmul_peak_flops"] > 0
+    blocks = [res] + ([res["gpu"]] if torch.cuda.is_available() else [])
+    for block in blocks:
+        for section, keys in [("pretrain", ["tokens_per_s", "mfu"]),
+                              ("sampling", ["kv_tokens_per_s", "nocache_tokens_per_s",
+                                            "kv_speedup"]),
+                              ("grpo_step", ["rollout_s", "reward_s", "train_s",
+                                             "rollout_fraction"])]:
+            for key in keys:
+                value = block[section][key]
+                assert isinstance(value, float) and value > 0, (section, key, value)
+        assert 0 < block["grpo_step"]["rollout_fraction"] < 1
+        assert isinstance(block["grpo_step"]["peak_mem_bytes"], int)
+        assert block["grpo_step"]["peak_mem_bytes"] >= 0
+        # memory at three sizes of B*G, same T: exactly linear activations (to a few percent)
+        scaling = block["memory_scaling"]
+        assert [m["bgt"] for m in scaling] == sorted({m["bgt"] for m in scaling})
+        assert len(scaling) == 3 and all(m["activation_bytes"] > 0 for m in scaling)
+        saved = linearity([(m["bgt"], m["activation_bytes"]) for m in scaling])
+        assert 0.9 < saved < 1.1 and 0 < block["memory_linearity"] < 1.2
+        att = block["attention_memory"]
+        assert not att["sdpa_causal"]["saves_tt_per_head"]
+        assert not att["sdpa_padded"]["saves_tt_per_head"]
+        assert att["explicit_causal"]["saves_tt_per_head"]       # the counter-example
+    assert {c["metric"] for c in res["checks"]} >= {"sampling/kv_speedup", "memory_linearity",
+                                                   "grpo_step/rollout_fraction"}
