@@ -3,7 +3,7 @@ How fast this code pretrains, samples and takes GRPO steps, against the limit of
 runs on, measured in the same run.
 
     python bench.py                      # CPU or CUDA, picked automatically; budget: < 3 minutes
-                                         # on 2 CPU cores, most of it the no-cache reference
+                                         # on 2 CPU cores
     python bench.py --quick              # seconds: tiny sizes, 1-2 repeats. A smoke test, NOT
                                          # figures to report
     python bench.py --out /tmp/b.json --repeats 7
@@ -20,8 +20,9 @@ What it measures, in this order (a table on stdout, everything in bench.json):
      recomputing the whole sequence for every token, and SDPA against explicit attention;
   4. one GRPO step as grpo.train_grpo takes it, split into rollout (model.generate), reward
      (decode, reward.reward_terms with a random PreferenceModel of the scratch size, blend,
-     advantages) and train (token_logprobs, policy_loss, backward, clip, AdamW), its peak memory,
-     and how the train step's memory grows with B*G;
+     advantages; scored on teacher-written completions, since a random policy never writes an
+     answer the preference model would read) and train (token_logprobs, policy_loss, backward,
+     clip, AdamW), its peak memory, and how the train step's memory grows with B*G;
   5. with CUDA, all of it again at the gpu preset under the "gpu" key, plus bf16 autocast and
      torch.compile on/off for the pretraining step.
 The top-level figures are the cpu preset on this run's device (the smoke preset with --quick).
@@ -64,14 +65,12 @@ References:
   FlashAttention, Dao et al. 2022, arXiv:2205.14135
 """
 
-import ctypes
 import dataclasses
 import json
 import os
 import platform
 import random
 import re
-import resource
 import statistics
 import sys
 import time
@@ -84,6 +83,8 @@ from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import completions
 from grpo import GRPOConfig, advantages_and_mask, policy_loss, token_logprobs
+from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, linearity,
+                     matmul_flops, sync, timeit)
 from model import GPT, GPTConfig, generate
 from reward import PreferenceModel, RewardConfig, blend, reward_terms
 from train import PRESETS, PretrainConfig, RunConfig, pack
@@ -113,143 +114,6 @@ class BenchConfig:
 
 
 QUICK = dict(repeats=2, gen_repeats=1, n_docs=300, matmul_n=256, copy_mb=16)
-
-# ------------------------------------------------------------------------------------------------
-# measuring: time, FLOPs, memory (the pieces to study)
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-def timeit(fn, warmup: int, repeats: int, device: str) -> float:
-    """Median wall-clock seconds of fn() over `repeats` calls, after `warmup` untimed calls.
-    CUDA runs asynchronously, so the clock is read only after a synchronize."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def flops_per_token(n_params: int, n_layer: int, n_embd: int, seq_len: int) -> int:
-    """Training FLOPs per token, 6 N + 12 L T C (PaLM 2204.02311 appendix B; see the docstring).
-    flops_per_token(1000, 2, 8, 16) -> 6 * 1000 + 12 * 2 * 8 * 16 = 6000 + 3072 = 9072"""
-    return 6 * n_params + 12 * n_layer * n_embd * seq_len
-
-
-def linearity(points: list[tuple[int, int]]) -> float:
-    """Marginal bytes per B*G*T token between the 2nd and 3rd (bgt, bytes) points over that
-    between the 1st and 2nd: 1.0 = linear growth, whatever the constant offset (gradients, say);
-    above 1 = faster than linear. linearity([(100, 1100), (200, 2100), (400, 4100)]) -> 1.0;
-    bytes = bgt^2: linearity([(1, 1), (2, 4), (4, 16)]) -> (12 / 2) / (3 / 1) = 2.0"""
-    (b1, m1), (b2, m2), (b3, m3) = points
-    return ((m3 - m2) / (b3 - b2)) / max((m2 - m1) / (b2 - b1), 1e-9)
-
-
-def matmul_flops(n: int, dtype, device: str, cfg: BenchConfig) -> float:
-    """FLOP/s of an (n, n) @ (n, n) matmul: 2 n^3 FLOPs each (a multiply and an add)."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b, c = torch.randn_like(a), torch.empty_like(a)
-    k = 10 if device.startswith("cuda") else 1           # a CUDA matmul is ~ms: time ten
-
-    def matmuls():
-        for _ in range(k):
-            torch.mm(a, b, out=c)
-    return k * 2 * n ** 3 / timeit(matmuls, cfg.warmup + 1, cfg.repeats, device)
-
-
-def copy_bandwidth(mib: int, device: str, cfg: BenchConfig) -> float:
-    """Bytes/s of dst.copy_(src): every byte is read once and written once."""
-    src = torch.ones(mib * 2 ** 20 // 4, device=device)  # ones, not empty: pages really exist
-    dst = torch.zeros_like(src)
-    s = timeit(lambda: dst.copy_(src), cfg.warmup + 1, cfg.repeats, device)
-    return 2 * src.nbytes / s
-
-
-def _proc_bytes(key: str) -> int:
-    """A `kB` line of /proc/self/status (Linux) in bytes, e.g. VmRSS, VmHWM."""
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"{key}:\s+(\d+) kB", f.read()).group(1)) * 1024
-
-
-def _maxrss() -> int:
-    scale = 1 if sys.platform == "darwin" else 1024      # bytes on macOS, kB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def _malloc_trim() -> None:
-    """glibc's malloc_trim(0): return the free heap to the OS, so RSS growth sees reuse."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakMemory:
-    """`with PeakMemory(device) as m: ...`, then m.bytes = peak memory above the start (docstring:
-    exact on CUDA, coarse on CPU). m.kind says which measure it was."""
-
-    def __init__(self, device: str):
-        self.device, self.bytes = device, 0
-
-    def __enter__(self):
-        if self.device.startswith("cuda"):
-            self.kind = "cuda max_memory_allocated"
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
-            return self
-        try:
-            _malloc_trim()                                # hand freed heap pages back first,
-            with open("/proc/self/clear_refs", "w") as f:  # or the step reuses them unseen
-                f.write("5")                              # "5": VmHWM := current VmRSS
-            self.kind, self.base = "cpu peak RSS (VmHWM)", _proc_bytes("VmRSS")
-        except (OSError, AttributeError):
-            self.kind, self.base = "cpu ru_maxrss (never resets)", _maxrss()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize(self.device)
-            peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            peak = _proc_bytes("VmHWM") if "VmHWM" in self.kind else _maxrss()
-        self.bytes = max(0, peak - self.base)
-
-
-class SavedBytes:
-    """`with SavedBytes(model) as s: forward`, then s.bytes = distinct storages autograd saved for
-    backward (activations; the model's parameters left out) and s.shapes = (shape, stride) of
-    each saved tensor (stride 0 = a broadcast dimension, not materialised)."""
-
-    def __init__(self, model):
-        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        self.storages, self.shapes = {}, []
-
-    def _pack(self, t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in self.params:
-            self.storages[storage.data_ptr()] = storage.nbytes()  # views share one storage
-        self.shapes.append((tuple(t.shape), t.stride()))
-        return t
-
-    def __enter__(self):
-        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-        self.hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.hooks.__exit__(*exc)
-
-    @property
-    def bytes(self) -> int:
-        return sum(self.storages.values())
 
 # ------------------------------------------------------------------------------------------------
 # the three workloads
@@ -472,8 +336,10 @@ def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants
     B, G = gcfg.prompts_per_step, gcfg.group_size
     problems = [splits.in_dist[i % len(splits.in_dist)] for i in range(B)]
     prompts = [tok.encode(p.prompt) for p in problems]
-    # the small corpus may stop BPE short of the preset's vocab; the full one fills it
-    model_cfg = dataclasses.replace(gpt, vocab_size=max(gpt.vocab_size, tok.n_vocab))
+    # as in train.py the model's vocabulary is the tokenizer's: BPE stops early when no pair
+    # repeats (453 tokens on the cpu preset's corpus), and a larger head could sample ids that
+    # do not decode
+    model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
     max_new = min(run.max_new_tokens, model_cfg.block_size - max(len(p) for p in prompts))
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg).to(device)
@@ -510,75 +376,58 @@ def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants
 # ------------------------------------------------------------------------------------------------
 # the report: targets, table, JSON
 
-def checks(block: dict, where: str) -> list[dict]:
-    """The issue's targets that apply to a block; where: cpu (cpu preset on CPU), top (cpu preset
-    on CUDA) or gpu (gpu preset on CUDA)."""
-    att = block["attention_memory"]
-    rows = [("memory_linearity", block["memory_linearity"], "<= 1.10", lambda v: v <= 1.10),
-            ("sdpa saves T x T per head", att["sdpa_causal"]["saves_tt_per_head"]
-             or att["sdpa_padded"]["saves_tt_per_head"], "False", lambda v: not v)]
-    if where == "cpu":
-        rows.insert(0, ("pretrain/mfu", block["pretrain"]["mfu"], ">= 0.30", lambda v: v >= 0.30))
-    if where == "gpu":
-        rows.insert(0, ("pretrain/mfu", block["pretrain"]["mfu"], ">= 0.40", lambda v: v >= 0.40))
-    if where in ("cpu", "top"):
-        rows += [("sampling/kv_speedup", block["sampling"]["kv_speedup"], ">= 5",
-                  lambda v: v >= 5),
-                 ("grpo_step/rollout_fraction", block["grpo_step"]["rollout_fraction"], "<= 0.60",
-                  lambda v: v <= 0.60)]
-    return [{"block": block["preset"], "metric": m, "value": v, "target": t, "ok": bool(ok(v))}
-            for m, v, t, ok in rows]
-
-
-def _fmt(value, unit: str = "") -> str:
-    if isinstance(value, bool):
-        return str(value)
-    if unit in ("FLOP/s", "B/s", "B"):
-        for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
-            if abs(value) >= scale or scale == 1:
-                return f"{value / scale:.1f} {prefix}{unit}"
-    if unit == "tok/s":
-        return f"{value:,.0f} tok/s"
-    return f"{value:.3f}{' ' + unit if unit else ''}"
-
-
-def table(res: dict) -> str:
-    """The figures as an aligned text table: metric | value | target | ok."""
-    checked = {(c["block"], c["metric"]): c for c in res["checks"]}
-    lines = [("machine/matmul fp32", _fmt(res["matmul_fp32_flops"], "FLOP/s")),
-             ("machine/matmul bf16", _fmt(res["matmul_bf16_flops"], "FLOP/s")),
-             ("machine/copy bandwidth", _fmt(res["mem_bandwidth_bytes_per_s"], "B/s"))]
-    for block in [res] + ([res["gpu"]] if "gpu" in res else []):
-        p, s, g, pre = block["pretrain"], block["sampling"], block["grpo_step"], block["preset"]
-        lines += [(f"{pre}/pretrain tokens/s", _fmt(p["tokens_per_s"], "tok/s")),
-                  (f"{pre}/pretrain/mfu", _fmt(p["mfu"]))]
-        for v in block.get("pretrain_variants", [])[1:]:
+def report(res: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(metric, value, target, ok) rows; ok is None where the issue sets no target. MFU: 30% for
+    the cpu preset on CPU, 40% for the gpu preset on CUDA; sampling and rollout: the cpu preset."""
+    mib = lambda n: f"{n / 2 ** 20:.1f} MiB"  # noqa: E731
+    rows = [("machine matmul fp32", f"{res['matmul_fp32_flops'] / 1e9:,.1f} GFLOP/s", "", None),
+            ("machine matmul bf16", f"{res['matmul_bf16_flops'] / 1e9:,.1f} GFLOP/s", "", None),
+            ("machine copy bandwidth", f"{res['mem_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s", "",
+             None)]
+    on_cpu = res["device"] == "cpu"
+    blocks = [(res, res["preset"], True, 0.30 if on_cpu else None)]  # cpu preset?, MFU target
+    if "gpu" in res:                                     # label: "gpu", "gpu:smoke" with --quick
+        gpu = res["gpu"]
+        blocks.append((gpu, "gpu" if gpu["preset"] == "gpu" else f"gpu:{gpu['preset']}", False,
+                       0.40))
+    for b, pre, cpu_preset, mfu_min in blocks:
+        p, s, g = b["pretrain"], b["sampling"], b["grpo_step"]
+        rows += [(f"{pre} pretrain", f"{p['tokens_per_s']:,.0f} tok/s", "", None),
+                 (f"{pre} pretrain mfu", f"{p['mfu']:.3f}", f">= {mfu_min}" if mfu_min else "",
+                  p["mfu"] >= mfu_min if mfu_min else None)]
+        for v in b.get("pretrain_variants", [])[1:]:     # CUDA: fp32, and bf16 compiled
             arm = f"{'bf16' if v['autocast_bf16'] else 'fp32'}{' compiled' if v['compile'] else ''}"
-            lines.append((f"{pre}/pretrain {arm}", v["error"][:40] if "error" in v else
-                          f"{_fmt(v['tokens_per_s'], 'tok/s')}, mfu {v['mfu']:.3f}"))
-        lines += [(f"{pre}/sampling kv cache", _fmt(s["kv_tokens_per_s"], "tok/s")),
-                  (f"{pre}/sampling no cache", _fmt(s["nocache_tokens_per_s"], "tok/s")),
-                  (f"{pre}/sampling kv explicit", _fmt(s["explicit_kv_tokens_per_s"], "tok/s")),
-                  (f"{pre}/sampling/kv_speedup", _fmt(s["kv_speedup"], "x")),
-                  (f"{pre}/grpo rollout, reward, train",
-                   f"{g['rollout_s']:.3f}, {g['reward_s']:.3f}, {g['train_s']:.3f} s"),
-                  (f"{pre}/grpo_step/rollout_fraction", _fmt(g["rollout_fraction"])),
-                  (f"{pre}/grpo peak memory", _fmt(g["peak_mem_bytes"], "B")),
-                  (f"{pre}/grpo activations", _fmt(g["activation_bytes"], "B"))]
-        lines += [(f"{pre}/train memory at bgt {m['bgt']}", f"{_fmt(m['peak_mem_bytes'], 'B')} "
-                   f"peak, {_fmt(m['activation_bytes'], 'B')} saved")
-                  for m in block["memory_scaling"]]
-        lines += [(f"{pre}/memory_linearity", _fmt(block["memory_linearity"])),
-                  (f"{pre}/sdpa saves T x T per head", "")]
-    rows = [("metric", "value", "target", "ok")]
-    for metric, value in lines:
-        pre, _, key = metric.partition("/")
-        c = checked.get((pre, key))
-        rows.append((metric, value or (_fmt(c["value"]) if c else ""), c["target"] if c else "",
-                     ("yes" if c["ok"] else "NO") if c else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(" | ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
-                     for r in rows)
+            rows.append((f"{pre} pretrain {arm}", v["error"][:60] if "error" in v else
+                         f"{v['tokens_per_s']:,.0f} tok/s, mfu {v['mfu']:.3f}", "", None))
+        rows += [(f"{pre} sampling kv cache", f"{s['kv_tokens_per_s']:,.0f} tok/s", "", None),
+                 (f"{pre} sampling no cache", f"{s['nocache_tokens_per_s']:,.0f} tok/s", "", None),
+                 (f"{pre} sampling kv cache, explicit attention",
+                  f"{s['explicit_kv_tokens_per_s']:,.0f} tok/s", "", None),
+                 (f"{pre} sampling kv speedup", f"{s['kv_speedup']:.1f}x",
+                  ">= 5x" if cpu_preset else "", s["kv_speedup"] >= 5 if cpu_preset else None),
+                 (f"{pre} grpo rollout / reward / train",
+                  f"{g['rollout_s']:.3f} / {g['reward_s']:.3f} / {g['train_s']:.3f} s", "", None),
+                 (f"{pre} grpo rollout fraction", f"{g['rollout_fraction']:.2f}",
+                  "<= 0.60" if cpu_preset else "",
+                  g["rollout_fraction"] <= 0.60 if cpu_preset else None),
+                 (f"{pre} grpo peak memory", f"{mib(g['peak_mem_bytes'])} ({g['peak_mem_kind']})",
+                  "", None)]
+        rows += [(f"{pre} train step at bgt {m['bgt']}", f"{mib(m['peak_mem_bytes'])} peak, "
+                  f"{mib(m['activation_bytes'])} saved", "", None) for m in b["memory_scaling"]]
+        att = b["attention_memory"]
+        tt = att["sdpa_causal"]["saves_tt_per_head"] or att["sdpa_padded"]["saves_tt_per_head"]
+        rows += [(f"{pre} memory linearity", f"{b['memory_linearity']:.3f}", "<= 1.10",
+                  b["memory_linearity"] <= 1.10),
+                 (f"{pre} sdpa saves a T x T per head", str(tt), "False", not tt)]
+    return rows
+
+
+def table(rows) -> str:
+    """Aligned text: metric | value | target | ok."""
+    cells = [("metric", "value", "target", "ok")] + [
+        (m, v, t, "" if ok is None else "yes" if ok else "NO") for m, v, t, ok in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    return "\n".join(" | ".join(x.ljust(w) for x, w in zip(c, widths)).rstrip() for c in cells)
 
 
 def device_name(device: str) -> str:
@@ -616,25 +465,26 @@ def main(argv: list[str]) -> None:
 
     # ---- 1. the machine's limits, measured now
     n, mib = cfg.matmul_n or (8192 if cuda else 2048), cfg.copy_mb or (1024 if cuda else 256)
-    peaks = {"fp32": matmul_flops(n, torch.float32, device, cfg),
-             "bf16": matmul_flops(n, torch.bfloat16, device, cfg)}
+    peaks = {"fp32": matmul_flops(n, torch.float32, device, cfg.warmup, cfg.repeats),
+             "bf16": matmul_flops(n, torch.bfloat16, device, cfg.warmup, cfg.repeats)}
     res.update({"matmul_peak_flops": peaks["bf16" if cuda else "fp32"],  # the MFU denominator
                 "matmul_fp32_flops": peaks["fp32"], "matmul_bf16_flops": peaks["bf16"],
-                "matmul_n": n, "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, cfg)})
+                "matmul_n": n, "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, cfg.warmup, cfg.repeats)})
     print(f"bench | {device} ({res['device_name']}) | peaks measured | "
           f"{time.perf_counter() - t0:.0f}s", flush=True)
 
     # ---- 2-4. the cpu preset (smoke with --quick) on this device; 5. the gpu preset on CUDA
     res.update(bench_preset("smoke" if cfg.quick else "cpu", cfg, device, peaks, variants=False))
-    res["checks"] = checks(res, "top" if cuda else "cpu")
     if cuda:
         res["gpu"] = bench_preset("smoke" if cfg.quick else "gpu", cfg, device, peaks,
                                   variants=True)
-        res["checks"] += checks(res["gpu"], "gpu")
+    rows = report(res)
+    res["checks"] = [{"metric": m, "value": v, "target": t, "ok": ok}
+                     for m, v, t, ok in rows if ok is not None]
     res["config"] = dataclasses.asdict(cfg)
     res["total_s"] = time.perf_counter() - t0
 
-    print(("QUICK MODE: tiny sizes, not figures to report\n" if cfg.quick else "") + table(res))
+    print(("QUICK MODE: tiny sizes, not figures to report\n" if cfg.quick else "") + table(rows))
     os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
     with open(cfg.out, "w") as f:
         json.dump(res, f, indent=1)

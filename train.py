@@ -44,7 +44,8 @@ from tqdm import tqdm
 
 import config
 from checkpoint import load_model, save_model, update_report, write_json, write_text
-from data.problems import TaskConfig, imitation_ceiling, make_splits, teacher_solution
+from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
+                           uses_misconception)
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
 from grpo import GRPOConfig, train_grpo
@@ -106,7 +107,7 @@ PRESETS = {
                 n_eval=500, vocab_size=1024, block_size=384, n_layer=8, n_head=8, n_embd=384,
                 batch_size=128, pretrain_steps=6000, lr=1.5e-3, warmup_steps=300,
                 max_new_tokens=320, eval_every=1000, rm_pairs=20000, rm_steps=1500,
-                rm_batch_size=64),
+                rm_batch_size=64, prompts_per_step=32, rl_steps=200, rl_lr=1.5e-4),
 }
 
 
@@ -231,7 +232,7 @@ def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOC
     t0 = time.time()
     policy, tok, meta = load_model(out, "pretrain", device)
     rm = load_reward_model(out, device)[0] if rcfg.w_pref else None
-    ref = copy.deepcopy(policy).requires_grad_(False) if gcfg.kl_beta > 0 else None
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.kl_beta > 0 else None
     splits = make_splits(task)                 # RL prompts: the corpus's questions, never held out
 
     def score(problems, texts):
@@ -256,6 +257,7 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
             continue                                          # no GRPO stage in this run yet
         model, tok, _ = load_model(out, ckpt, device)
         scorers = eval_scorers(out, tok, device)  # gold_score, and pref_score after the reward stage
+        scorers["misconception_rate"] = lambda p, c: float(uses_misconception(c))
         results[name] = {}
         for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
             m = evaluate(model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
@@ -269,7 +271,7 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
 def report_markdown(report: dict) -> str:
     """report.json as a page a person reads: the held-out table, the ceilings, the timings."""
     cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_score", "pref_score",
-            "mean_length"]
+            "misconception_rate", "mean_length"]
     lines = ["# Run report", "", "| model | set | " + " | ".join(cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for model, sets in report.get("eval", {}).items():

@@ -43,6 +43,7 @@ numbers with thousands separators. Real GSM8K is loaded by data/gsm8k.py for the
 """
 
 import random
+import re
 from dataclasses import dataclass, field
 
 # ------------------------------------------------------------------------------------------------
@@ -175,6 +176,18 @@ def work_step(a: int, op: str, b: int, bug: bool = False, slip: int = 0) -> tupl
         out.extend(_digits(carry, len(str(carry))))
     value = sum(d * 10 ** i for i, d in enumerate(out))
     return f"{a}{op}{b}: " + ", ".join(cols) + f", so {value}.", value
+
+
+def uses_misconception(text: str) -> bool:
+    """True if a worked solution does a borrowing subtraction smaller-from-larger at least once.
+    A correct borrow writes its units column from 10 up ("52-17: 12-7=5"), the misconception
+    writes a single digit first ("52-17: 7-2=5"):
+      uses_misconception("52-17: 7-2=5, 5-1=4, so 45.") -> True
+      uses_misconception("52-17: 12-7=5, 4-1=3, so 35.") -> False"""
+    for a, b, first in re.findall(r"([0-9]+)-([0-9]+): ([0-9]+)-", text[:10_000]):
+        if int(a) >= int(b) and needs_borrow(int(a), int(b)) and int(first) < 10:
+            return True
+    return False
 
 
 def step_outcomes(a: int, op: str, b: int, cfg: TaskConfig) -> list[tuple[float, bool, int]]:

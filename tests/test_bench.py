@@ -11,10 +11,11 @@ import sys
 import pytest
 import torch
 
+from bench import bare_flags
+from measure import SavedBytes, flops_per_token, linearity, timeit
+from model import GPT, GPTConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from bench import SavedBytes, bare_flags, flops_per_token, linearity, timeit  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
 
 
 def test_flops_per_token_by_hand():
@@ -64,7 +65,7 @@ def test_quick_run_writes_the_promised_json(tmp_path):
     proc = subprocess.run([sys.executable, "bench.py", "--quick", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "QUICK MODE" in proc.stdout and "kv_speedup" in proc.stdout
+    assert "QUICK MODE" in proc.stdout and "kv speedup" in proc.stdout
     res = json.load(open(out))
     assert isinstance(res["device"], str) and res["quick"] is True
     assert isinstance(res["matmul_peak_flops"], float) and res["matmul_peak_flops"] > 0
@@ -91,5 +92,5 @@ def test_quick_run_writes_the_promised_json(tmp_path):
         assert not att["sdpa_causal"]["saves_tt_per_head"]
         assert not att["sdpa_padded"]["saves_tt_per_head"]
         assert att["explicit_causal"]["saves_tt_per_head"]       # the counter-example
-    assert {c["metric"] for c in res["checks"]} >= {"sampling/kv_speedup", "memory_linearity",
-                                                   "grpo_step/rollout_fraction"}
+    assert {c["metric"] for c in res["checks"]} >= {"smoke sampling kv speedup",
+                                                   "smoke memory linearity"}

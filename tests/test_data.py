@@ -10,7 +10,7 @@ import pytest
 from data.gsm8k import load_gsm8k
 from data.problems import (TaskConfig, answer_distribution, gold_solution, imitation_ceiling,
                            make_problem, make_splits, needs_borrow, step_outcomes,
-                           teacher_solution, work_step)
+                           teacher_solution, uses_misconception, work_step)
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 
@@ -41,6 +41,15 @@ def test_work_step_is_right_without_mistakes():
                 assert work_step(a, "-", b)[1] == a - b
         for b in range(2, 10):
             assert work_step(a, "*", b)[1] == a * b
+
+
+def test_uses_misconception_reads_the_written_columns():
+    assert uses_misconception(work_step(52, "-", 17, bug=True)[0])
+    assert not uses_misconception(work_step(52, "-", 17)[0])
+    assert not uses_misconception(work_step(58, "-", 17)[0])          # no borrow needed
+    assert not uses_misconception(work_step(58, "+", 17)[0])
+    two = work_step(52, "-", 17)[0] + " " + work_step(35, "-", 8, bug=True)[0]
+    assert uses_misconception(two)
 
 
 def test_needs_borrow():
