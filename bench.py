@@ -87,7 +87,7 @@ from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, li
                      matmul_flops, sync, timeit)
 from model import GPT, GPTConfig, generate
 from reward import PreferenceModel, RewardConfig, blend, reward_terms
-from train import PRESETS, PretrainConfig, RunConfig, pack
+from train import PRESETS, PretrainConfig, RunConfig, make_optimizer, pack, train_step
 
 
 @dataclass
@@ -130,21 +130,12 @@ def bench_pretrain(model, x, y, pad: int, pcfg: PretrainConfig, device: str, cfg
     """train.py's pretraining step on one batch: tokens/s and MFU (docstring)."""
     cuda = device.startswith("cuda")
     x, y = x.to(device), y.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": pcfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=pcfg.lr, betas=(0.9, 0.95), fused=cuda)
+    opt = make_optimizer(model, pcfg, fused=cuda)
     ctx = torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast)
     fwd = torch.compile(model) if compiled else model
 
     def step():
-        with ctx:
-            _, loss = fwd(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), pcfg.grad_clip)
-        opt.step()
+        train_step(fwd, opt, x, y, pcfg.grad_clip, ctx)
 
     model.train()
     s = timeit(step, cfg.warmup + (2 if compiled else 0), cfg.repeats, device)  # 1st calls compile

@@ -119,6 +119,26 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def make_optimizer(model, cfg: PretrainConfig, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW (betas 0.9, 0.95) with weight decay on matrices only, not on norms' gains."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
+
+
+def train_step(model, opt, x, y, grad_clip: float, autocast) -> torch.Tensor:
+    """One pretraining update on a packed batch; returns the loss (a 0-dim tensor)."""
+    with autocast:
+        _, loss = model(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss
+
+
 def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded inputs and next-token targets; prompt and padding targets are -1 (ignored).
 
@@ -159,11 +179,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
     torch.manual_seed(run.seed)
     model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
     model = GPT(model_cfg).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     gen = torch.Generator().manual_seed(run.seed)
     print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
@@ -197,12 +213,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
         x, y = x.to(device), y.to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        with autocast:
-            _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loss = train_step(model, opt, x, y, cfg.grad_clip, autocast)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         train_time += time.time() - t1
