@@ -46,12 +46,13 @@ import config
 from checkpoint import load_model, save_model, update_report, write_json, write_text
 from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
+from data.rater import wrong_unit
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
 from grpo import GRPOConfig, train_grpo
 from model import GPT, GPTConfig
-from reward import (RewardConfig, blend, eval_scorers, load_reward_model, reward_terms,
-                    train_reward_model)
+from reward import (RewardConfig, answer_span, blend, eval_scorers, load_reward_model,
+                    reward_terms, train_reward_model)
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
 
@@ -269,6 +270,7 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
         model, tok, _ = load_model(out, ckpt, device)
         scorers = eval_scorers(out, tok, device)  # gold_score, and pref_score after the reward stage
         scorers["misconception_rate"] = lambda p, c: float(uses_misconception(c))
+        scorers["wrong_unit_rate"] = lambda p, c: float(wrong_unit(p, answer_span(c) or ""))
         results[name] = {}
         for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
             m = evaluate(model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
@@ -282,7 +284,7 @@ def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> d
 def report_markdown(report: dict) -> str:
     """report.json as a page a person reads: the held-out table, the ceilings, the timings."""
     cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_score", "pref_score",
-            "misconception_rate", "mean_length"]
+            "misconception_rate", "wrong_unit_rate", "mean_length"]
     lines = ["# Run report", "", "| model | set | " + " | ".join(cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for model, sets in report.get("eval", {}).items():

@@ -79,6 +79,15 @@ def gold_score(answer: str) -> float:
     return round(g, 6)                                         # -1.7, not -1.7000000000000002
 
 
+def wrong_unit(problem: Problem, answer: str) -> bool:
+    """True if the answer names an item noun that is not the problem's: a flaw the rater shares
+    with the preference model trained on it. g rewards naming *a* unit, not the right one, so a
+    policy that learns "43 apples." for a question about coins is paid as if it were right.
+    wrong_unit(<a problem about coins>, "43 apples.") -> True; (..., "43 coins.") -> False"""
+    words = set(re.findall(r"[a-z]+", answer.lower()))
+    return bool((UNITS - set(problem.unit)) & words)
+
+
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 

@@ -8,9 +8,9 @@ import torch
 
 import config
 import train
-from data.problems import ANSWER_STYLES, Problem, TaskConfig, answer_text, make_splits
+from data.problems import ANSWER_STYLES, ITEMS, Problem, TaskConfig, answer_text, make_splits
 from data.rater import (agreement_ceiling, gold_score, make_pairs, noisy_preference, sigmoid,
-                        training_prompts)
+                        training_prompts, wrong_unit)
 from data.tokenizer import Tokenizer, train_bpe
 from model import GPTConfig
 from reward import (PreferenceModel, RewardConfig, answer_span, blend, bt_loss, load_reward_model,
@@ -243,3 +243,11 @@ def test_load_reward_model_errors_are_one_line(tmp_path, tok):
         f.write(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot be read as a checkpoint"):
         load_reward_model(out)
+
+
+def test_wrong_unit_is_what_the_rater_does_not_check():
+    problem = make_splits(TaskConfig(n_train=1, n_eval=5)).in_dist[0]
+    right, other = problem.unit[1], next(u for _, u in ITEMS if u != problem.unit[1])
+    assert not wrong_unit(problem, f"43 {right}.") and wrong_unit(problem, f"43 {other}.")
+    assert not wrong_unit(problem, "43")
+    assert gold_score(f"43 {right}.") == gold_score(f"43 {other}.")   # the flaw, on purpose

@@ -21,7 +21,7 @@ def test_smoke_run_writes_every_stage_into_the_report(tmp_path):
             "init"} <= set(report["reward_model"])
     assert {"greedy", "sampled"} <= set(report["imitation_ceiling"])
     metrics = {"greedy_accuracy", "pass@1", "pass@k", "k", "format_rate", "gold_score",
-               "pref_score", "misconception_rate", "mean_length"}
+               "pref_score", "misconception_rate", "wrong_unit_rate", "mean_length"}
     for model in ("pretrained", "rl"):
         for name in ("in_dist", "harder"):
             assert metrics <= set(report["eval"][model][name]), (model, name)
