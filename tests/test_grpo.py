@@ -1,12 +1,15 @@
 """GRPO's pure math against groups worked by hand, and sampling vs training log-probs."""
 
+import json
 import math
 
 import pytest
 import torch
 
+from data.problems import TaskConfig, make_splits
+from data.tokenizer import Tokenizer, train_bpe
 from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
-                  token_logprobs, zero_variance_groups)
+                  token_logprobs, train_grpo, zero_variance_groups)
 from model import GPT, GPTConfig, generate
 
 
@@ -151,3 +154,30 @@ def test_config_rejects_bad_choices():
         GRPOConfig(loss_agg="mean")
     with pytest.raises(ValueError, match="truncation"):
         GRPOConfig(truncation="drop")
+
+
+def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
+    """One step of train_grpo on a tiny model built with dropout 0.5: the policy stays in eval
+    mode (pitfalls.md #8), so two scoring passes agree exactly, and the JSONL log has the step."""
+    splits = make_splits(TaskConfig(n_train=50, n_eval=4))
+    tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2, n_embd=16,
+                          dropout=0.5))
+
+    def score(problems, texts):                           # every completion scores by length
+        r = torch.tensor([float(len(t) % 3) for t in texts])
+        return {"correct": (r > 1).float()}, r
+
+    log = tmp_path / "log.jsonl"
+    train_grpo(model, tok, GRPOConfig(rl_steps=1, prompts_per_step=2, group_size=2,
+                                      rl_eval_every=1), prompts_pool=[p for p, _ in splits.train],
+               eval_problems=splits.in_dist[:2], score=score, max_new_tokens=16, seed=0,
+               log_path=str(log), device="cpu")
+    assert not model.training
+    ids = torch.randint(0, tok.n_vocab, (2, 12))
+    pad = torch.zeros(2, dtype=torch.long)
+    assert torch.equal(token_logprobs(model, ids, pad, 4), token_logprobs(model, ids, pad, 4))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(rows) == 1 and {"reward", "r/correct", "zero_var", "entropy", "clip_frac",
+                               "truncated", "len_right", "len_wrong", "grad_norm"} <= set(rows[0])
