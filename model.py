@@ -36,7 +36,6 @@ ATTN_IMPLS = ("sdpa", "explicit")
 # ---------------------------------------------------------------------------------------------
 # Config
 
-
 @dataclass
 class GPTConfig:
     vocab_size: int = 512  # number of token ids covered by the embedding and the head
@@ -68,7 +67,6 @@ class GPTConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks: RMSNorm, rotary embeddings, the attention mask
-
 
 class RMSNorm(nn.Module):
     """LayerNorm without the mean subtraction and the bias (1910.07467), with a learnable gain."""
@@ -120,7 +118,6 @@ def attention_mask(pad_len, t0: int, T: int, Tk: int):
 
 # ---------------------------------------------------------------------------------------------
 # Attention, MLP, Block
-
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig, layer_idx: int):
@@ -188,7 +185,6 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # The model
 
-
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -255,18 +251,15 @@ class GPT(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # KV cache
 
-
 class KVCache:
     """Preallocated keys and values per layer, each (B, H, L, d) with L = block_size.
 
-    The buffers never change shape: step t writes its keys at position `length`. What attention
-    reads depends on `static`:
-      static=True   the whole buffer, with `attention_mask` hiding unwritten slots and each row's
-                    left pad: every decode step has identical shapes, which is what CUDA graphs
-                    and torch.compile want (neither is used here);
-      static=False  (default) only the filled prefix [0, length + T): the same numbers, less
-                    memory traffic. Decoding is memory-bound on a CPU (each step reads every key
-                    and value of every row), so this made the cpu preset's rollouts ~1.5x faster.
+    The buffers never change shape: step t writes its keys at position `length`. With
+    static=True attention reads the whole buffer (`attention_mask` hides unwritten slots and
+    each row's left pad), so every decode step has identical shapes, as CUDA graphs and
+    torch.compile want (neither is used here). By default it reads only the filled prefix
+    [0, length + T): the same numbers, less memory traffic; decoding is memory-bound on a CPU,
+    and this made the cpu preset's rollouts ~1.45x faster.
     One tensor per layer rather than one big one, so that a prefill stays differentiable.
     Usage: prefill B prompts, then `expand(G)` so every prompt is encoded once and its cache is
     shared by its G samples (row i*G + j = sample j of prompt i).
@@ -303,7 +296,6 @@ class KVCache:
 
 # ---------------------------------------------------------------------------------------------
 # Sampling
-
 
 @dataclass
 class Rollout:
