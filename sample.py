@@ -23,7 +23,7 @@ import sys
 import torch
 
 from checkpoint import load_model
-from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem
+from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
 from data.rater import gold_score
 from model import generate
 from reward import RewardConfig, answer_span, blend, load_reward_model, reward_terms
@@ -46,7 +46,7 @@ def solve(question: str) -> int | None:
             m = re.fullmatch(regex, sentence)
             if m:
                 k = int(m.group(1))
-                value = value + k if op == "+" else value - k if op == "-" else value * k
+                value = apply_op(value, op, k)
                 break
         else:
             return None

@@ -218,6 +218,11 @@ def step_outcomes(a: int, op: str, b: int, cfg: TaskConfig) -> list[tuple[float,
 # ------------------------------------------------------------------------------------------------
 # problems, solutions and the exact answer distribution of the teacher
 
+def apply_op(v: int, op: str, k: int) -> int:
+    """The true result of one step: apply_op(52, "-", 17) -> 35."""
+    return v + k if op == "+" else v - k if op == "-" else v * k
+
+
 def make_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem:
     """Draw a problem whose true intermediate values all stay in [0, max_value]."""
     name, he, him = rng.choice(NAMES)
@@ -238,7 +243,7 @@ def make_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem:
             k = rng.randint(2, min(9, cfg.max_value // v))
         template = rng.choice({"+": ADD_TEMPLATES, "-": SUB_TEMPLATES, "*": MUL_TEMPLATES}[op])
         sentences.append(template.format(He=he, he=he.lower(), him=him, other=other, k=k))
-        v = v + k if op == "+" else v - k if op == "-" else v * k
+        v = apply_op(v, op, k)
         steps.append((op, k))
     sentences.append(f"How many {unit[1]} does {name} have now?")
     return Problem(" ".join(sentences), start, tuple(steps), v, name, unit)

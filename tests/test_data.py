@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from data.gsm8k import load_gsm8k
-from data.problems import (TaskConfig, answer_distribution, gold_solution, imitation_ceiling,
-                           make_problem, make_splits, needs_borrow, step_outcomes,
+from data.problems import (TaskConfig, answer_distribution, apply_op, gold_solution,
+                           imitation_ceiling, make_problem, make_splits, needs_borrow, step_outcomes,
                            teacher_solution, uses_misconception, work_step)
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
@@ -99,7 +99,7 @@ def _trace(problem):
     v, out = problem.start, []
     for op, k in problem.steps:
         out.append((op, (v, k)))
-        v = v + k if op == "+" else v - k if op == "-" else v * k
+        v = apply_op(v, op, k)
     return out
 
 
