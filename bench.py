@@ -66,7 +66,6 @@ References:
 """
 
 import dataclasses
-import json
 import os
 import platform
 import random
@@ -79,6 +78,7 @@ from dataclasses import dataclass
 import torch
 
 import config
+from checkpoint import write_json
 from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import completions
@@ -460,7 +460,8 @@ def main(argv: list[str]) -> None:
              "bf16": matmul_flops(n, torch.bfloat16, device, cfg.warmup, cfg.repeats)}
     res.update({"matmul_peak_flops": peaks["bf16" if cuda else "fp32"],  # the MFU denominator
                 "matmul_fp32_flops": peaks["fp32"], "matmul_bf16_flops": peaks["bf16"],
-                "matmul_n": n, "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, cfg.warmup, cfg.repeats)})
+                "matmul_n": n,
+                "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, cfg.warmup, cfg.repeats)})
     print(f"bench | {device} ({res['device_name']}) | peaks measured | "
           f"{time.perf_counter() - t0:.0f}s", flush=True)
 
@@ -477,8 +478,7 @@ def main(argv: list[str]) -> None:
 
     print(("QUICK MODE: tiny sizes, not figures to report\n" if cfg.quick else "") + table(rows))
     os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
-    with open(cfg.out, "w") as f:
-        json.dump(res, f, indent=1)
+    write_json(cfg.out, res)                             # atomic, like every file of a run
     print(f"done in {res['total_s']:.0f}s | {cfg.out}")
 
 

@@ -295,7 +295,8 @@ def report_markdown(report: dict) -> str:
     if ceiling:
         lines += ["", f"Imitation ceiling (a perfect copy of the teacher), in distribution: greedy "
                       f"{ceiling['greedy']:.3f}, sampled {ceiling['sampled']:.3f}; harder: greedy "
-                      f"{ceiling['harder']['greedy']:.3f}, sampled {ceiling['harder']['sampled']:.3f}."]
+                      f"{ceiling['harder']['greedy']:.3f}, sampled "
+                      f"{ceiling['harder']['sampled']:.3f}."]
     rm = report.get("reward_model")
     if rm:
         lines += ["", f"Preference model: held-out accuracy {rm['heldout_accuracy']:.3f} against "
@@ -343,7 +344,8 @@ def main(argv: list[str]) -> None:
     if "eval" in stages:
         update_report(out, evaluate_stage(run, task, out, device))
     times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
-    report = update_report(out, {"time_s": {"total": sum(v for k, v in times.items() if k != "total")}})
+    total = sum(v for k, v in times.items() if k != "total")     # the stages' times, summed
+    report = update_report(out, {"time_s": {"total": total}})
     write_text(os.path.join(out, "report.md"), report_markdown(report))
     print(f"done in {report['time_s']['total']:.0f}s | report: {os.path.join(out, 'report.json')}")
 

@@ -87,7 +87,8 @@ def test_clip_by_hand():
     assert logp.grad.abs().max() == 0                                    # clipped: no gradient
     # inside the band the ratio's gradient flows: ρ = 1.1, A = 1 -> dℓ/dlogp = -ρ·A / 1
     logp = torch.log(torch.tensor([[1.1]])).requires_grad_(True)
-    loss, clip_frac = policy_loss(logp, torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1, dtype=torch.bool))
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    loss, clip_frac = policy_loss(logp, torch.zeros(1, 1), torch.ones(1), mask)
     loss.backward()
     assert clip_frac.item() == 0.0 and logp.grad.item() == pytest.approx(-1.1)
 
