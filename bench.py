@@ -83,6 +83,7 @@ from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import completions
 from grpo import GRPOConfig, advantages_and_mask, policy_loss, token_logprobs
+from guard import SkipNonFinite
 from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, linearity,
                      matmul_flops, sync, timeit)
 from model import GPT, GPTConfig, generate
@@ -134,8 +135,10 @@ def bench_pretrain(model, x, y, pad: int, pcfg: PretrainConfig, device: str, cfg
     ctx = torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast)
     fwd = torch.compile(model) if compiled else model
 
+    guard = SkipNonFinite("bench", limit=1)        # a non-finite step stops the benchmark
+
     def step():
-        train_step(fwd, opt, x, y, pcfg.grad_clip, ctx)
+        train_step(fwd, opt, x, y, pcfg.grad_clip, ctx, guard, step=0)
 
     model.train()
     s = timeit(step, cfg.warmup + (2 if compiled else 0), cfg.repeats, device)  # 1st calls compile

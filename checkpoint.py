@@ -4,26 +4,38 @@ The run directory: checkpoints, their JSON metadata, the tokenizer file, and rep
 What this is: every stage of train.py writes into one folder, out/<run>/ by default:
 
     out/cpu/
+      config.json            every stage's config; the folder belongs to this config
+      progress.json          the stages asked for and those finished (read by --resume)
       tokenizer.tiktoken     the BPE ranks (data/tokenizer.py), shared by every model of the run
       pretrain.pt            state_dict of the pretrained GPT (torch.save; loaded weights_only)
-      pretrain.json          {"model": GPTConfig fields, "config": every stage's config, ...}
+      pretrain.json          {"model": GPTConfig fields, "tokenizer": its fingerprint, ...}
+      pretrain.state.pt      while the stage runs: everything needed to continue it (below)
       report.json            each stage merges its summary figures in here
 
 Every write is atomic (temporary file, fsync, rename), so a crash never leaves half a file, and
 `load_model` checks what it reads and says in one line what is wrong (missing file, a file that
 is not a checkpoint, a tokenizer that does not match the model).
 
-What this is deliberately not: a general checkpoint format. Optimizer state for resuming is the
-business of the training loops that need it.
+Resuming: every N steps a training loop saves <stage>.state.pt with `save_state`: weights,
+optimizer moments, the step, the data position, every random generator's state and the loop's
+running figures. `load_state` gives it back, and the loop continues as if never stopped: on CPU
+the finished run is bit-identical to one that was never interrupted (tests/test_resume.py). The
+state file is deleted when its stage finishes. Nothing non-finite is ever written: `save_state`
+and `save_model` refuse a tensor holding NaN or Inf.
+
+What this is deliberately not: a general checkpoint format, or a checkpoint history (each save
+replaces the last).
 """
 
 import dataclasses
 import json
 import os
+import random
 
 import torch
 
 from data.tokenizer import Tokenizer
+from guard import NonFiniteError
 from model import GPT, GPTConfig
 
 
@@ -63,9 +75,23 @@ def update_report(out_dir: str, figures: dict) -> dict:
     return report
 
 
+def assert_finite(obj, what: str) -> None:
+    """Raise NonFiniteError if any floating tensor inside obj (nested dicts/lists) is NaN or Inf."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+            raise NonFiniteError(f"refusing to save {what}: it holds NaN or Inf")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            assert_finite(v, f"{what}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            assert_finite(v, f"{what}[{i}]")
+
+
 def save_model(out_dir: str, name: str, model: GPT, meta: dict) -> None:
     """out_dir/<name>.pt (state dict) and out_dir/<name>.json (model config + meta)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    assert_finite(state, f"{name}.pt")
     atomic_write(os.path.join(out_dir, f"{name}.pt"), lambda tmp: torch.save(state, tmp))
     write_json(os.path.join(out_dir, f"{name}.json"), {"model": dataclasses.asdict(model.cfg), **meta})
 
@@ -104,9 +130,69 @@ def load_model(out_dir: str, name: str, device: str = "cpu") -> tuple[GPT, Token
     """Load out_dir/<name>.pt with its JSON and the run's tokenizer; one-line errors."""
     state, meta, cfg = read_checkpoint(out_dir, name, device)
     tok = Tokenizer.load(os.path.join(out_dir, "tokenizer.tiktoken"))
-    if tok.n_vocab != cfg.vocab_size:
-        raise ValueError(f"tokenizer.tiktoken has {tok.n_vocab} tokens but {name} expects "
-                         f"{cfg.vocab_size}: they come from different runs")
+    if tok.n_vocab != cfg.vocab_size or meta.get("tokenizer", tok.fingerprint) != tok.fingerprint:
+        raise ValueError(f"{out_dir}/tokenizer.tiktoken ({tok.n_vocab} tokens, fingerprint "
+                         f"{tok.fingerprint}) is not the tokenizer {name}.pt was trained with "
+                         f"({cfg.vocab_size} tokens, {meta.get('tokenizer')})")
     model = GPT(cfg)
     load_weights(model, state, os.path.join(out_dir, f"{name}.pt"))
     return model.to(device), tok, meta
+
+
+# ------------------------------------------------------------------------------------------------
+# training state, for --resume
+
+def rng_state(**generators) -> dict:
+    """The state of torch's global generators (CPU, and CUDA when present) and of each named
+    torch.Generator or random.Random, ready for save_state."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    for name, g in generators.items():
+        state[name] = g.getstate() if isinstance(g, random.Random) else g.get_state()
+    return state
+
+
+def set_rng_state(state: dict, **generators) -> None:
+    """Put back what rng_state saved, into the same generators."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, g in generators.items():
+        if isinstance(g, random.Random):
+            g.setstate(_tuples(state[name]))
+        else:
+            g.set_state(state[name])
+
+
+def _tuples(x):
+    """random.Random.setstate wants the nested tuples back (a checkpoint may hold lists)."""
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def state_path(out_dir: str, stage: str) -> str:
+    return os.path.join(out_dir, f"{stage}.state.pt")
+
+
+def save_state(out_dir: str, stage: str, state: dict) -> None:
+    """Write out_dir/<stage>.state.pt atomically; refuse if anything in it is NaN or Inf."""
+    assert_finite(state, f"{stage}.state.pt")
+    atomic_write(state_path(out_dir, stage), lambda tmp: torch.save(state, tmp))
+
+
+def load_state(out_dir: str, stage: str) -> dict | None:
+    """The saved state of `stage` (on the CPU: load_state_dict moves it), or None when there is
+    none; a one-line error when it cannot be read."""
+    path = state_path(out_dir, stage)
+    if not os.path.exists(path):
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:                       # truncated or corrupt file: say which
+        raise ValueError(f"{path}: cannot be read as a training state ({type(e).__name__}); "
+                         f"delete it to restart the stage from its beginning") from None
+
+
+def clear_state(out_dir: str, stage: str) -> None:
+    if os.path.exists(state_path(out_dir, stage)):
+        os.remove(state_path(out_dir, stage))

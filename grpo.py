@@ -35,15 +35,20 @@ rollout engine.
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+import dist
+from checkpoint import load_state, rng_state, save_state, set_rng_state, write_text
 from evaluate import completions, evaluate
+from guard import SkipNonFinite
 from model import generate
 
 
@@ -66,6 +71,7 @@ class GRPOConfig:
     rl_temperature: float = 1.0
     rl_grad_clip: float = 1.0
     rl_eval_every: int = 25     # quick held-out greedy accuracy every N steps
+    rl_ckpt_every: int = 10     # save grpo.state.pt (for --resume) every N steps
 
     def __post_init__(self):
         choices = {"advantage": ("drgrpo", "grpo"), "loss_agg": ("token", "seq", "constant"),
@@ -74,7 +80,8 @@ class GRPOConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")
-        for name in ("rl_steps", "prompts_per_step", "group_size", "inner_epochs", "rl_eval_every"):
+        for name in ("rl_steps", "prompts_per_step", "group_size", "inner_epochs", "rl_eval_every",
+                     "rl_ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if not (self.rl_lr > 0 and self.std_eps > 0 and self.rl_temperature > 0):
@@ -132,25 +139,30 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: float = 0.2,
-                clip_high: float = 0.28, max_len: int | None = None, kl=None, beta: float = 0.0):
+                clip_high: float = 0.28, max_len: int | None = None, kl=None, beta: float = 0.0,
+                n_tokens=None, n_seqs=None):
     """The clipped surrogate, negated to a loss, aggregated over tokens.
 
     logp, old_logp, mask (N, T); adv (N,); kl (N, T) or None. Returns (loss, clip_fraction).
       token:    Σ_i Σ_t ℓ_it / Σ_i |o_i|                        (DAPO)
       seq:      1/N Σ_i (1/|o_i|) Σ_t ℓ_it                     (DeepSeekMath eq. 3)
       constant: Σ_i Σ_t ℓ_it / (N · max_len)                   (Dr. GRPO)
+    When these rows are one rank's share of a global batch, n_tokens (Σ_i |o_i|, a 0-dim tensor)
+    and n_seqs (N) are the global batch's, so the ranks' losses sum to the global loss.
     """
     mask = mask.float()
+    n_tokens = mask.sum() if n_tokens is None else n_tokens
+    n_seqs = mask.shape[0] if n_seqs is None else n_seqs
     ratio = torch.exp(logp - old_logp)                               # (N, T) ρ, in log space
     a = adv[:, None]                                                 # (N, 1) one A per completion
     surrogate = torch.min(ratio * a, ratio.clamp(1 - clip_low, 1 + clip_high) * a)  # (N, T)
     per_token = -surrogate + (beta * kl if kl is not None else 0.0)  # (N, T) ℓ_it
     if agg == "token":
-        loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+        loss = (per_token * mask).sum() / n_tokens.clamp(min=1)
     elif agg == "seq":
-        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).sum() / n_seqs
     else:
-        loss = (per_token * mask).sum() / (mask.shape[0] * (max_len or mask.shape[1]))
+        loss = (per_token * mask).sum() / (n_seqs * (max_len or mask.shape[1]))
     clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
     clip_frac = (clipped.float() * mask).sum() / mask.sum().clamp(min=1)
     return loss, clip_frac
@@ -181,24 +193,52 @@ def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
 
 
 def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, score, ref=None,
-               max_new_tokens: int, seed: int, log_path: str, device: str):
-    """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict.
+               max_new_tokens: int, seed: int, out_dir: str, device: str, resume: bool = False,
+               max_bad_steps: int = 5):
+    """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict (rank 0).
 
     prompts_pool: Problems to draw RL prompts from; eval_problems: a held-out slice for the
     quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,)).
+    Writes out_dir/grpo_log.jsonl, one line per step, and every cfg.rl_ckpt_every steps
+    out_dir/grpo.state.pt, from which resume=True continues. Under torchrun each rank samples
+    and trains on its share of the B prompts, whole groups, and rank 0 writes.
     """
+    rank, world = dist.rank(), dist.world()
+    B, G = cfg.prompts_per_step, cfg.group_size
+    if B % world:
+        raise ValueError(f"--prompts_per_step {B} is not a multiple of the {world} processes")
+    b = B // world                                                   # prompts on this rank
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, betas=(0.9, 0.95),
                             weight_decay=0.0)
     gen = torch.Generator(device=device).manual_seed(seed)
     pick = random.Random(seed)
-    B, G = cfg.prompts_per_step, cfg.group_size
+    guard = SkipNonFinite("grpo", max_bad_steps)
+    start, history, elapsed = 0, [], 0.0
+    state = load_state(out_dir, "grpo") if resume else None
+    if state is not None:                                            # continue where it stopped
+        policy.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], gen=gen, pick=pick)
+        start, history, elapsed = state["step"], state["history"], state["elapsed"]
+        guard = SkipNonFinite("grpo", max_bad_steps, **state["guard"])
+        print(f"grpo | resuming at step {start}")
+    trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
     policy.eval()                                                    # dropout off, always
-    log = open(log_path, "w")
-    t_start, history = time.time(), []
-    bar = tqdm(range(cfg.rl_steps + 1), desc="grpo", dynamic_ncols=True, mininterval=1.0)
+    log_path = os.path.join(out_dir, "grpo_log.jsonl")
+    if rank == 0:                                                    # the log up to `start`
+        write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
+        log = open(log_path, "a")
+    t_start = time.time()
+    bar = tqdm(range(start, cfg.rl_steps + 1), desc="grpo", initial=start,
+               total=cfg.rl_steps + 1, dynamic_ncols=True, mininterval=1.0, disable=rank > 0)
     for step in bar:
         last_step = step == cfg.rl_steps
-        if step % cfg.rl_eval_every == 0 or last_step:               # once in a while: evaluate
+        if rank == 0 and step > start and step % cfg.rl_ckpt_every == 0 and not last_step:
+            save_state(out_dir, "grpo", {
+                "step": step, "model": policy.state_dict(), "optimizer": opt.state_dict(),
+                "rng": rng_state(gen=gen, pick=pick), "history": history,
+                "elapsed": elapsed + time.time() - t_start, "guard": guard.state()})
+        if rank == 0 and (step % cfg.rl_eval_every == 0 or last_step):  # evaluate, now and then
             quick = evaluate(policy, tok, eval_problems, k=1, max_new_tokens=max_new_tokens,
                              seed=seed, desc="quick eval")
             tqdm.write(f"step {step:04d}/{cfg.rl_steps} | eval/greedy_acc "
@@ -206,43 +246,53 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
         if last_step:
             break
         t0 = time.time()
-        # ---- rollout: B prompts x G samples, each prompt prefilled once
-        problems = [pick.choice(prompts_pool) for _ in range(B)]
+        # ---- rollout: B prompts x G samples, each prompt prefilled once; this rank's b prompts
+        problems = [pick.choice(prompts_pool) for _ in range(B)]     # the same on every rank
+        problems = problems[rank * b:(rank + 1) * b]
         rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
                            max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
-                           stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen)
+                           stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen,
+                           shard=(rank, world))
         t_rollout = time.time() - t0
         # ---- reward: every term of the blend, then the total
         texts = completions(tok, rollout)
-        terms, reward = score([p for p in problems for _ in range(G)], texts)  # (N,) each
-        verifier = terms["correct"].to(device).view(B, G)            # raw 0/1 exact match
-        adv, keep = advantages_and_mask(reward.to(device).view(B, G), verifier,
-                                        rollout.truncated.view(B, G), cfg)  # (N,), (N,)
+        terms, reward = score([p for p in problems for _ in range(G)], texts)  # (n,) each
+        verifier = terms["correct"].to(device).view(b, G)            # raw 0/1 exact match
+        adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
+                                        rollout.truncated.view(b, G), cfg)  # (n,), (n,)
         t_reward = time.time() - t0 - t_rollout
         # ---- policy update(s)
-        ids, pad = rollout.sequences()                               # (N, Tp + T), (N,)
+        ids, pad = rollout.sequences()                               # (n, Tp + T), (n,)
         n_prompt = rollout.prompt_ids.shape[1]
-        mask = rollout.mask & keep[:, None]                          # (N, T) tokens in the loss
+        mask = rollout.mask & keep[:, None]                          # (n, T) tokens in the loss
+        n_tokens = dist.all_sum(mask.sum().float())                  # Σ|o_i| of the global batch
         ref_logp = None
         if ref is not None:
             with torch.no_grad():
                 ref_logp = token_logprobs(ref, ids, pad, n_prompt)
         for _ in range(cfg.inner_epochs):
-            logp, entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True)
+            logp, entropy = token_logprobs(trainer, ids, pad, n_prompt, with_entropy=True)
             kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
             loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask, agg=cfg.loss_agg,
                                           clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                                          max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta)
+                                          max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta,
+                                          n_tokens=n_tokens, n_seqs=B * G)
             for group in opt.param_groups:
                 group["lr"] = rl_lr_at(step, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * world).backward()                                # DDP divides by world
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.rl_grad_clip)
-            opt.step()
-        # ---- diagnostics: one line per step, and the same as JSON
+            loss = dist.all_sum(loss.detach())                       # the global batch's loss
+            guard.step(opt, loss.item(), grad_norm.item(), step)
+        # ---- diagnostics over the global batch: one line per step, and the same as JSON
         real = rollout.mask.float()
+        n_real = real.sum()
+        entropy_sum, clip_sum, n_real, n_mask = dist.all_sum(torch.stack([
+            (entropy.detach() * real).sum(), clip_frac * mask.sum(), n_real, mask.sum()]))
+        reward, verifier = dist.gather_rows(reward), dist.gather_rows(verifier)
+        terms = {k: dist.gather_rows(v) for k, v in terms.items()}
+        keep, truncated = dist.gather_rows(keep), dist.gather_rows(rollout.truncated)
         right = verifier.flatten() > 0
-        lengths = rollout.lengths.float()
+        lengths = dist.gather_rows(rollout.lengths).float()
         row = {"step": step, "reward": reward.mean().item(), "reward_std": reward.std().item(),
                "used": keep.float().mean().item(),
                **{f"r/{k}": v.float().mean().item() for k, v in terms.items()},
@@ -252,17 +302,21 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
                "all_wrong": (~verifier.bool().any(1)).float().mean().item(),
                "len_right": lengths[right].mean().item() if right.any() else float("nan"),
                "len_wrong": lengths[~right].mean().item() if (~right).any() else float("nan"),
-               "truncated": rollout.truncated.float().mean().item(),
-               "entropy": ((entropy.detach() * real).sum() / real.sum()).item(),
-               "clip_frac": clip_frac.item(), "grad_norm": grad_norm.item(),
-               "loss": loss.item(), "rollout_s": t_rollout, "reward_s": t_reward,
-               "step_s": time.time() - t0,
-               "tok_per_s": real.sum().item() / (time.time() - t0)}
+               "truncated": truncated.float().mean().item(),
+               "entropy": (entropy_sum / n_real).item(),
+               "clip_frac": (clip_sum / n_mask.clamp(min=1)).item(),
+               "grad_norm": grad_norm.item(), "loss": loss.item(), "skipped": guard.skipped,
+               "rollout_s": t_rollout, "reward_s": t_reward, "step_s": time.time() - t0,
+               "tok_per_s": n_real.item() / (time.time() - t0)}
         if ref_logp is not None:
             log_ratio = (logp.detach() - ref_logp) * real
-            row["kl_k1_seq"] = (log_ratio.sum(1)).mean().item()  # Σ_t log π/π_ref, per sequence
-            row["kl_k3"] = ((kl.detach() * real).sum() / real.sum()).item()
+            kl_seq = dist.gather_rows(log_ratio.sum(1))              # Σ_t log π/π_ref, per row
+            kl_sum = dist.all_sum((kl.detach() * real).sum())
+            row["kl_k1_seq"] = kl_seq.mean().item()
+            row["kl_k3"] = (kl_sum / n_real).item()
         history.append(row)
+        if rank > 0:
+            continue
         log.write(json.dumps(row) + "\n")
         log.flush()
         terms_txt = " ".join(f"{k} {row[f'r/{k}']:.2f}" for k in terms)
@@ -273,11 +327,13 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
                    f"clip {row['clip_frac']:.2f} | gnorm {row['grad_norm']:.2f} | "
                    f"{row['step_s'] * 1000:.0f}ms")
         bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.2f}")
+    if rank > 0:
+        return None
     log.close()
     return {"steps": cfg.rl_steps, "final_quick_greedy_accuracy": quick["greedy_accuracy"],
             "train_accuracy_first10": _mean([h["accuracy"] for h in history[:10]]),
             "train_accuracy_last10": _mean([h["accuracy"] for h in history[-10:]]),
-            "time_s": time.time() - t_start}
+            "skipped_updates": guard.skipped, "time_s": elapsed + time.time() - t_start}
 
 
 def _mean(xs):

@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import dist
+
 ATTN_IMPLS = ("sdpa", "explicit")
 
 # ---------------------------------------------------------------------------------------------
@@ -314,8 +316,14 @@ class Rollout:
         return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
 
 
-def _sample(logits, temperature: float, top_k, generator):
-    """Next ids (N,) from logits (N, V): argmax at temperature 0, else softmax(logits / temp)."""
+def _sample(logits, temperature: float, top_k, generator, shard: tuple[int, int] = (0, 1)):
+    """Next ids (N,) from logits (N, V): argmax at temperature 0, else softmax(logits / temp).
+
+    Sampling is the exponential race: with E_i ~ Exp(1), argmax_i p_i / E_i is i with probability
+    p_i (the Gumbel-max trick with the exp taken). It is exactly how torch.multinomial draws one
+    sample, so it draws the same ids from the same generator. Written out, the noise can be drawn
+    for a global batch: shard = (rank, world) draws it for world * N rows, the same on every
+    rank, and keeps this rank's N, so a row's sample does not depend on how rows are split."""
     if temperature == 0:
         return logits.argmax(dim=-1)  # (N,) greedy
     logits = logits / temperature  # (N, V)
@@ -323,14 +331,19 @@ def _sample(logits, temperature: float, top_k, generator):
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (N, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))  # (N, V) keep the top k
     probs = F.softmax(logits, dim=-1)  # (N, V)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (N,)
+    rank, world = shard
+    N, V = probs.shape
+    noise = torch.empty(world * N, V, device=probs.device, dtype=probs.dtype)
+    noise = noise.exponential_(1, generator=generator)[rank * N:(rank + 1) * N]  # (N, V) E ~ Exp(1)
+    return (probs / noise).argmax(dim=-1)  # (N,)
 
 
 @torch.no_grad()
 def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
              max_new_tokens: int = 128, temperature: float = 1.0, top_k: int | None = None,
              stop_ids: Sequence[int] = (), pad_id: int = 0,
-             generator: torch.Generator | None = None, use_cache: bool = True) -> Rollout:
+             generator: torch.Generator | None = None, use_cache: bool = True,
+             shard: tuple[int, int] = (0, 1)) -> Rollout:
     """Sample num_samples (G) completions for each of the B prompts; see `Rollout` for the layout.
 
     Rows stop independently at their first id in stop_ids (which is kept); the loop ends as soon
@@ -343,6 +356,9 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
     top_k it is exactly the sampling distribution; otherwise it is not the sampler's probability.
     pad_id must be a valid token id: pad positions are fed to the model (and masked out).
     use_cache=False recomputes the whole sequence every step (the slow reference path).
+    shard=(rank, world): data-parallel GRPO, these prompts are the rank-th share of a global batch.
+    Every rank draws the global batch's sampling noise (see `_sample`) and keeps decoding until
+    every rank's rows have stopped, so each row gets the tokens it would get in one process.
     """
     if not prompts or not all(len(p) > 0 for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty token lists")
@@ -375,14 +391,15 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
         for t in range(max_new_tokens):
             if not use_cache:  # reference path: full forward over prompt + everything so far
                 logits = model(seq, pad_len=pad)[0][:, -1]  # (N, V)
-            nxt = _sample(logits, temperature, top_k, generator)  # (N,)
+            nxt = _sample(logits, temperature, top_k, generator, shard)  # (N,)
             lp = F.log_softmax(logits.float(), dim=-1).gather(-1, nxt[:, None])[:, 0]  # (N,)
             alive = ~done  # (N,)
             nxt = torch.where(alive, nxt, pad_id)  # (N,) finished rows only emit pad_id
             tokens[:, t], logprobs[:, t], mask[:, t] = nxt, torch.where(alive, lp, 0.0), alive
             done = done | (alive & torch.isin(nxt, stop))  # (N,)
             T_new = t + 1
-            if bool(done.all()) or T_new == max_new_tokens:
+            if T_new == max_new_tokens or (dist.all_true(done.all()) if shard[1] > 1
+                                           else bool(done.all())):
                 break
             if use_cache:  # one new position for every row, shapes unchanged
                 logits = model(nxt[:, None], pad_len=pad, kv_cache=cache)[0][:, -1]  # (N, V)

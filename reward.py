@@ -58,10 +58,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import atomic_write, load_model, load_weights, read_checkpoint, write_json
+from checkpoint import (load_model, load_state, load_weights, read_checkpoint, rng_state,
+                        save_model, save_state, set_rng_state)
 from data.problems import Problem, TaskConfig, make_splits, teacher_solution
 from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
 from data.tokenizer import Tokenizer
+from guard import SkipNonFinite
 from model import GPT, GPTConfig
 from verifiers import ANSWER_CLOSE, MAX_CHARS, TAGS, _answer_span, format_reward, math_reward
 
@@ -90,6 +92,7 @@ class RewardConfig:
     rm_batch_size: int = 32     # pairs per step
     rm_lr: float = 1e-3         # peak learning rate, decayed linearly to 0
     rm_center: float = 0.01     # coefficient c of the centring penalty c * (r_c + r_r)^2
+    rm_ckpt_every: int = 50     # save reward.state.pt (for --resume) every N steps
     rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((g_a - g_b) / tau)
 
     def __post_init__(self):
@@ -104,7 +107,7 @@ class RewardConfig:
         if not self.banned:
             raise ValueError("banned must be a non-empty string")
         for name in ("rm_n_layer", "rm_n_embd", "rm_pairs", "rm_eval_pairs", "rm_steps",
-                     "rm_batch_size"):
+                     "rm_batch_size", "rm_ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.rm_lr > 0 or not self.rater_tau > 0:
@@ -269,8 +272,9 @@ def _views(pairs, scope: str) -> tuple[list[str], list[str]]:
 
 
 def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig, out: str,
-                       device: str) -> dict:
-    """Build labelled pairs, train with the BT loss, evaluate held-out, save reward.pt/.json."""
+                       device: str, resume: bool = False) -> dict:
+    """Build labelled pairs, train with the BT loss, evaluate held-out, save reward.pt/.json.
+    Saves out/reward.state.pt every cfg.rm_ckpt_every steps; resume=True continues it."""
     t0 = time.time()
     tok = Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
     # ---- pairs, labelled by the simulated human; the held-out ones come from the in_dist set
@@ -305,9 +309,27 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
     # ---- training loop: fp32 (the model is small), fixed pair order from the seed
     queue: list[list[int]] = []
     loss_ema = acc_ema = None
+    start, train_time, elapsed = 0, 0.0, 0.0
+    guard = SkipNonFinite("reward model", run.max_bad_steps)
+    state = load_state(out, "reward") if resume else None
+    if state is not None:                          # continue where it stopped
+        rm.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], gen=gen)
+        start, queue, loss_ema, acc_ema = state["step"], state["queue"], *state["ema"]
+        train_time, elapsed = state["train_time"], state["elapsed"]
+        guard = SkipNonFinite("reward model", run.max_bad_steps, **state["guard"])
+        print(f"reward model | resuming at step {start}")
     t1 = time.time()
-    bar = tqdm(range(cfg.rm_steps), desc="reward model", dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(range(start, cfg.rm_steps), desc="reward model", initial=start, total=cfg.rm_steps,
+               dynamic_ncols=True, mininterval=1.0)
     for step in bar:
+        if step > start and step % cfg.rm_ckpt_every == 0:
+            save_state(out, "reward", {
+                "step": step, "model": rm.state_dict(), "optimizer": opt.state_dict(),
+                "rng": rng_state(gen=gen), "queue": queue, "ema": (loss_ema, acc_ema),
+                "train_time": train_time + time.time() - t1,
+                "elapsed": elapsed + time.time() - t0, "guard": guard.state()})
         if not queue:                              # a new epoch of shuffled pairs
             queue = torch.randperm(len(ids_c), generator=gen).split(cfg.rm_batch_size)
             queue = [b.tolist() for b in queue]
@@ -318,14 +340,14 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
         loss = bt_loss(r[:B], r[B:], cfg.rm_center)
         for group in opt.param_groups:
             group["lr"] = cfg.rm_lr * (1 - step / cfg.rm_steps)  # linear decay to 0
-        opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(rm.parameters(), float("inf"))  # the norm only
+        guard.step(opt, loss.item(), grad_norm.item(), step)
         acc = (r[:B] > r[B:]).float().mean().item()  # agreement with the noisy labels
         loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
         acc_ema = acc if acc_ema is None else 0.95 * acc_ema + 0.05 * acc
         bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}")
-    train_time = time.time() - t1
+    train_time += time.time() - t1
 
     # ---- held-out: accuracy against the human's noisy labels and the noise-free gold order
     va, vb = _views(eval_pairs, cfg.pref_scope)
@@ -359,6 +381,7 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
         "train_loss": loss_ema, "pairs": len(train_pairs), "heldout_pairs": len(eval_pairs),
         "init": cfg.rm_init, "scope": cfg.pref_scope, "params": n_params, "steps": cfg.rm_steps,
         "tau": cfg.rater_tau, "r_ref": r_ref, "train_time_s": train_time,
+        "skipped_updates": guard.skipped,
         "pref_by_style": {s: sum(torch.sigmoid(torch.tensor(v) - r_ref).tolist()) / len(v)
                           for s, v in sorted(by_style.items())},
     }
@@ -367,12 +390,10 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
         "train_time_s")) + " | pref " + " ".join(f"{s} {v:.2f}"
                                                  for s, v in figures["pref_by_style"].items()))
 
-    state = {k: v.detach().cpu() for k, v in rm.state_dict().items()}
-    atomic_write(os.path.join(out, "reward.pt"), lambda tmp: torch.save(state, tmp))
-    write_json(os.path.join(out, "reward.json"),
-               {"model": dataclasses.asdict(rm.cfg), "config": dataclasses.asdict(cfg),
-                "scope": cfg.pref_scope, "r_ref": r_ref, "figures": figures})
-    return {"reward_model": figures, "time_s": {"reward_model": time.time() - t0}}
+    save_model(out, "reward", rm, {"config": dataclasses.asdict(cfg), "scope": cfg.pref_scope,
+                                   "r_ref": r_ref, "figures": figures,
+                                   "tokenizer": tok.fingerprint})
+    return {"reward_model": figures, "time_s": {"reward_model": elapsed + time.time() - t0}}
 
 
 def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, dict]:

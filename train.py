@@ -40,16 +40,20 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 import config
-from checkpoint import load_model, save_model, update_report, write_json, write_text
+import dist
+from checkpoint import (clear_state, load_model, load_state, rng_state, save_model, save_state,
+                        set_rng_state, update_report, write_json, write_text)
 from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
 from data.rater import wrong_unit
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
 from grpo import GRPOConfig, train_grpo
+from guard import NonFiniteError, SkipNonFinite
 from model import GPT, GPTConfig
 from reward import (RewardConfig, answer_span, blend, eval_scorers, load_reward_model,
                     reward_terms, train_reward_model)
@@ -66,6 +70,7 @@ class RunConfig:
     seed: int = 1337            # model init, batch order and sampling
     eval_k: int = 4             # samples per held-out prompt for pass@1 / pass@k
     max_new_tokens: int = 192   # completion budget at evaluation and in RL
+    max_bad_steps: int = 5      # non-finite updates in a row (each skipped) that stop a stage
 
     def __post_init__(self):
         if self.preset not in ("", *PRESETS):
@@ -73,8 +78,8 @@ class RunConfig:
         bad = [s for s in self.stages.split(",") if s not in STAGES]
         if bad:
             raise ValueError(f"--stages: unknown stage {bad[0]!r} (stages: {', '.join(STAGES)})")
-        if self.eval_k < 1 or self.max_new_tokens < 1:
-            raise ValueError("--eval_k and --max_new_tokens must be >= 1")
+        if self.eval_k < 1 or self.max_new_tokens < 1 or self.max_bad_steps < 1:
+            raise ValueError("--eval_k, --max_new_tokens and --max_bad_steps must be >= 1")
 
 
 @dataclass
@@ -87,9 +92,10 @@ class PretrainConfig:
     weight_decay: float = 0.1   # on matrices only, not on norms
     grad_clip: float = 1.0
     eval_every: int = 200       # validation loss + quick greedy accuracy every N steps
+    ckpt_every: int = 100       # save pretrain.state.pt (for --resume) every N steps
 
     def __post_init__(self):
-        for name in ("batch_size", "pretrain_steps", "eval_every"):
+        for name in ("batch_size", "pretrain_steps", "eval_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
@@ -129,15 +135,21 @@ def make_optimizer(model, cfg: PretrainConfig, fused: bool = False) -> torch.opt
                              lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
 
 
-def train_step(model, opt, x, y, grad_clip: float, autocast) -> torch.Tensor:
-    """One pretraining update on a packed batch; returns the loss (a 0-dim tensor)."""
+def train_step(model, opt, x, y, grad_clip: float, autocast, guard: SkipNonFinite, step: int,
+               share: float = 1.0) -> tuple[float, float]:
+    """One pretraining update on a packed batch; returns (loss, grad norm) of the global batch.
+
+    The model returns the mean loss over this batch's targets. Under DDP, `share` is this rank's
+    fraction of the global batch's targets: each rank backpropagates mean * share * world, DDP
+    averages the gradients over the world, and the result is the gradient of the mean over all
+    targets, as one process would compute it (in one process share * world = 1)."""
     with autocast:
         _, loss = model(x, y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    return loss
+    (loss * (share * dist.world())).backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip).item()
+    loss = dist.all_sum(loss.detach() * share).item()              # mean over all targets
+    guard.step(opt, loss, grad_norm, step)                         # skipped if not finite
+    return loss, grad_norm
 
 
 def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,39 +172,70 @@ def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, tor
 # stage: pretrain
 
 def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig,
-             out: str, device: str) -> dict:
+             out: str, device: str, resume: bool = False) -> dict:
     t0 = time.time()
-    # ---- corpus and tokenizer
+    rank, world = dist.rank(), dist.world()
+    state = load_state(out, "pretrain") if resume else None
+    # ---- corpus and tokenizer (rank 0 trains the tokenizer, every rank reads its file)
     splits = make_splits(task)
-    tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train],
-                              gpt.vocab_size))
-    tok.save(os.path.join(out, "tokenizer.tiktoken"))
+    tok_path = os.path.join(out, "tokenizer.tiktoken")
+    if rank == 0 and state is None:
+        Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train],
+                            gpt.vocab_size)).save(tok_path)
+    dist.barrier()
+    tok = Tokenizer.load(tok_path)
     docs = [tok.render(p.prompt, s.think, s.answer_text) for p, s in splits.train]
     rng = random.Random(f"{task.task_seed}/val")
     val_docs = [tok.render(p.prompt, s.think, s.answer_text)
                 for p in splits.in_dist for s in [teacher_solution(p, rng, task)]]
     x_val, y_val = pack(val_docs, tok.pad)
-    # bucket documents of similar length so a batch carries little padding
+    # bucket documents of similar length so a batch carries little padding; full batches only
     order = sorted(range(len(docs)), key=lambda i: len(docs[i][0]))
-    batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    batches = [order[i:i + cfg.batch_size]
+               for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)]
+    if not batches or cfg.batch_size % world:
+        raise config.ConfigError(f"--batch_size {cfg.batch_size} must be <= --n_train "
+                                 f"{len(docs)} and a multiple of the {world} processes")
 
-    # ---- model and optimiser
+    # ---- model and optimiser, or the state of an interrupted run
     torch.manual_seed(run.seed)
     model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
     model = GPT(model_cfg).to(device)
     opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     gen = torch.Generator().manual_seed(run.seed)
-    print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
-          f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens")
+    guard = SkipNonFinite("pretrain", run.max_bad_steps)
+    start, queue, history, elapsed = 0, [], [], 0.0
+    tokens_seen, train_time, loss_ema = 0, 0.0, None
+    if state is not None:                                      # continue where it stopped
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], gen=gen)
+        start, queue, history, elapsed = (state[k] for k in ("step", "queue", "history",
+                                                             "elapsed"))
+        tokens_seen, train_time, loss_ema = state["tokens"], state["train_time"], state["ema"]
+        guard = SkipNonFinite("pretrain", run.max_bad_steps, **state["guard"])
+    trainer = DDP(model) if world > 1 else model               # averages grads over ranks
+    if rank == 0:
+        print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
+              f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens | "
+              f"{world} process(es)" + (f" | resuming at step {start}" if start else ""))
+        log_path = os.path.join(out, "pretrain_log.jsonl")    # the log up to `start`
+        write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
+        log = open(log_path, "a")
 
     # ---- training loop
-    queue: list[int] = []
-    tokens_seen, train_time, loss_ema = 0, 0.0, None
-    bar = tqdm(range(cfg.pretrain_steps + 1), desc="pretrain", dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(range(start, cfg.pretrain_steps + 1), desc="pretrain", initial=start,
+               total=cfg.pretrain_steps + 1, dynamic_ncols=True, mininterval=1.0, disable=rank > 0)
     for step in bar:
         last_step = step == cfg.pretrain_steps
-        if step % cfg.eval_every == 0 or last_step:           # once in a while: validate
+        if rank == 0 and step > start and step % cfg.ckpt_every == 0 and not last_step:
+            save_state(out, "pretrain", {
+                "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "rng": rng_state(gen=gen), "queue": queue, "history": history,
+                "tokens": tokens_seen, "train_time": train_time, "ema": loss_ema,
+                "elapsed": elapsed + time.time() - t0, "guard": guard.state()})
+        if rank == 0 and (step % cfg.eval_every == 0 or last_step):   # validate, now and then
             model.eval()
             with torch.no_grad(), autocast:
                 val_loss = sum(model(xb.to(device), yb.to(device))[1].item()
@@ -209,29 +252,41 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
             break
         if not queue:                                          # a new epoch of shuffled buckets
             queue = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-        x, y = pack([docs[i] for i in queue.pop()], tok.pad)
+        batch = queue.pop()                                    # the global batch: doc indices
+        x, y = pack([docs[i] for i in batch[rank::world]], tok.pad)   # this rank's share
+        n_targets = sum(len(docs[i][0]) - docs[i][1] for i in batch)  # targets in the global batch
         t1 = time.time()
         x, y = x.to(device), y.to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = train_step(model, opt, x, y, cfg.grad_clip, autocast)
+        loss, grad_norm = train_step(trainer, opt, x, y, cfg.grad_clip, autocast, guard, step,
+                                     share=int((y != -1).sum()) / n_targets)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         train_time += time.time() - t1
-        tokens_seen += int((x != tok.pad).sum())
-        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{loss_ema:.3f}", tok_s=f"{tokens_seen / train_time:.0f}")
+        tokens_seen += sum(len(docs[i][0]) - 1 for i in batch)  # non-pad inputs, global batch
+        if math.isfinite(loss):
+            loss_ema = loss if loss_ema is None else 0.95 * loss_ema + 0.05 * loss
+        history.append({"step": step, "loss": loss, "lr": lr_at(step, cfg),
+                        "grad_norm": grad_norm, "skipped": guard.skipped})
+        if rank == 0:
+            log.write(json.dumps(history[-1]) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{loss_ema or 0:.3f}", tok_s=f"{tokens_seen / train_time:.0f}")
 
-    save_model(out, "pretrain", model, {"step": cfg.pretrain_steps})
+    if rank > 0:
+        return {}
+    log.close()
+    save_model(out, "pretrain", model, {"step": cfg.pretrain_steps, "tokenizer": tok.fingerprint})
     figures = {
         "pretrain": {"params": model.num_params(), "steps": cfg.pretrain_steps,
                      "tokens_per_s": tokens_seen / train_time, "train_loss": loss_ema,
                      "val_loss": val_loss, "corpus_tokens": sum(len(d) for d, _ in docs),
                      "corpus_accuracy": sum(s.value == p.answer for p, s in splits.train)
-                     / len(splits.train)},
+                     / len(splits.train), "skipped_updates": guard.skipped},
         "imitation_ceiling": {**imitation_ceiling(splits.in_dist, task),
                               "harder": imitation_ceiling(splits.harder, task)},
-        "time_s": {"pretrain": time.time() - t0},
+        "time_s": {"pretrain": elapsed + time.time() - t0},
     }
     return figures
 
@@ -240,8 +295,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
 # stage: eval
 
 def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOConfig,
-               out: str, device: str) -> dict:
-    t0 = time.time()
+               out: str, device: str, resume: bool = False) -> dict:
     policy, tok, meta = load_model(out, "pretrain", device)
     rm = load_reward_model(out, device)[0] if rcfg.w_pref else None
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.kl_beta > 0 else None
@@ -253,32 +307,41 @@ def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOC
 
     summary = train_grpo(policy, tok, gcfg, prompts_pool=[p for p, _ in splits.train],
                          eval_problems=splits.in_dist[:64], score=score, ref=ref,
-                         max_new_tokens=run.max_new_tokens, seed=run.seed,
-                         log_path=os.path.join(out, "grpo_log.jsonl"), device=device)
-    save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain"})
-    return {"grpo": summary, "time_s": {"grpo": time.time() - t0}}
+                         max_new_tokens=run.max_new_tokens, seed=run.seed, out_dir=out,
+                         device=device, resume=resume, max_bad_steps=run.max_bad_steps)
+    if dist.rank() > 0:
+        return {}
+    save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain",
+                                   "tokenizer": tok.fingerprint})
+    return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}
 
 
-def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str) -> dict:
+def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str,
+                   resume: bool = False) -> dict:
+    """Every (model, split) pair in turn; each result is saved in eval.state.pt as it lands, so
+    an interrupted evaluation resumes at the next pair."""
     t0 = time.time()
+    state = (load_state(out, "eval") if resume else None) or {"results": {}, "elapsed": 0.0}
+    results = state["results"]
     splits = make_splits(dataclasses.replace(task, n_train=1))   # held-out sets only
-    results = {}
-    for name in ("pretrained", "rl"):
-        ckpt = {"pretrained": "pretrain", "rl": "rl"}[name]
+    for name, ckpt in (("pretrained", "pretrain"), ("rl", "rl")):
         if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
             continue                                          # no GRPO stage in this run yet
         model, tok, _ = load_model(out, ckpt, device)
         scorers = eval_scorers(out, tok, device)  # gold_score, and pref_score after the reward stage
         scorers["misconception_rate"] = lambda p, c: float(uses_misconception(c))
         scorers["wrong_unit_rate"] = lambda p, c: float(wrong_unit(p, answer_span(c) or ""))
-        results[name] = {}
         for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
-            m = evaluate(model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
-                         seed=run.seed, desc=f"eval {name}/{split}", scorers=scorers)
-            results[name][split] = m
+            if split not in results.get(name, {}):
+                results.setdefault(name, {})[split] = evaluate(
+                    model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
+                    seed=run.seed, desc=f"eval {name}/{split}", scorers=scorers)
+                save_state(out, "eval", {"results": results,
+                                         "elapsed": state["elapsed"] + time.time() - t0})
             print(f"eval {name}/{split} | " + " | ".join(
-                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
-    return {"eval": results, "time_s": {"eval": time.time() - t0}}
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in results[name][split].items()))
+    return {"eval": results, "time_s": {"eval": state["elapsed"] + time.time() - t0}}
 
 
 def report_markdown(report: dict) -> str:
@@ -308,50 +371,126 @@ def report_markdown(report: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------
 
+def run_directory_configs(out: str, pairs: dict) -> tuple[list, list[str], dict]:
+    """--resume out: the configs and the progress that out/config.json and out/progress.json
+    record. Only --device may be given beside --resume: the rest is the run's own."""
+    if set(pairs) - {"device"}:
+        raise config.ConfigError(f"--resume continues {out} with its own config; only --device "
+                                 f"may be given with it, not --{sorted(set(pairs) - {'device'})[0]}")
+    loaded = []
+    for name in ("config.json", "progress.json"):
+        path = os.path.join(out, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"nothing to resume in {out}: {path} not found")
+        try:
+            loaded.append(json.load(open(path)))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    described, progress = loaded
+    flat = {k: v for section in described.values() for k, v in section.items()}
+    configs = config.apply(default_configs(), {**flat, **pairs, "out": out,
+                                               "stages": ",".join(progress["stages"])})
+    return configs, progress["stages"], progress
+
+
+def check_inputs(stages: list[str], out: str, rcfg: RewardConfig) -> None:
+    """Before anything is written: what the chosen stages read from earlier runs in `out` is
+    there, loads, and fits together (a missing, truncated or corrupt checkpoint, a tokenizer
+    from another run: one line, and the run directory untouched)."""
+    if "pretrain" not in stages and set(stages) & {"grpo", "eval"}:
+        load_model(out, "pretrain")
+    if "reward" not in stages and ("grpo" in stages and rcfg.w_pref or "eval" in stages
+                                   and os.path.exists(os.path.join(out, "reward.pt"))):
+        load_reward_model(out)
+    if "pretrain" not in stages and "reward" in stages:
+        Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
+    if "grpo" not in stages and "eval" in stages and os.path.exists(os.path.join(out, "rl.pt")):
+        load_model(out, "rl")
+
+
+def default_configs() -> list:
+    return [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(), GRPOConfig()]
+
+
 def main(argv: list[str]) -> None:
-    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(),
-               GRPOConfig()]
     if argv in (["-h"], ["--help"]):
-        print(__doc__ + "\n" + config.help_text(configs) + "\n\npresets: " + ", ".join(PRESETS))
+        print(__doc__ + "\n" + config.help_text(default_configs()) + "\n\npresets: "
+              + ", ".join(PRESETS) + "\n--resume out/<run>: continue an interrupted run")
         return
     pairs = config.parse_pairs(argv)
-    preset = pairs.get("preset") or ("gpu" if torch.cuda.is_available() else "cpu")
-    if preset not in PRESETS:
-        raise config.ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    configs = config.apply(configs, {**PRESETS[preset], "preset": preset})
-    run, task, gpt, pcfg, rcfg, gcfg = config.apply(configs, pairs)
-    device = run.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = run.out or os.path.join("out", preset)
-    os.makedirs(out, exist_ok=True)
+    resume = pairs.pop("resume", None)
+    if resume is not None:
+        configs, stages, progress = run_directory_configs(resume, pairs)
+    else:
+        preset = pairs.get("preset") or ("gpu" if torch.cuda.is_available() else "cpu")
+        if preset not in PRESETS:
+            raise config.ConfigError(f"--preset must be one of {', '.join(PRESETS)}, "
+                                     f"got {preset!r}")
+        configs = config.apply(default_configs(), {**PRESETS[preset], "preset": preset})
+        configs = config.apply(configs, pairs)
+        stages, progress = configs[0].stages.split(","), {"stages": [], "done": []}
+    run, task, gpt, pcfg, rcfg, gcfg = configs
+    out = run.out or os.path.join("out", run.preset)
 
-    # the run directory belongs to one config: refuse to mix two runs in one folder
+    # the run directory belongs to one config: refuse to mix two runs in one folder, and refuse
+    # to start afresh over an interrupted run (that is what --resume is for)
     described = config.as_dict([task, gpt, pcfg, rcfg, gcfg])
     described["RunConfig"] = {k: v for k, v in dataclasses.asdict(run).items()
                               if k not in ("stages", "device", "out")}
-    path = os.path.join(out, "config.json")
-    if os.path.exists(path) and json.load(open(path)) != described:
-        raise config.ConfigError(f"{out} holds a run with a different config; use another --out "
-                                 f"or delete it")
-    write_json(path, described)
+    config_path, progress_path = os.path.join(out, "config.json"), os.path.join(out, "progress.json")
+    if resume is None:
+        if os.path.exists(config_path) and json.load(open(config_path)) != described:
+            raise config.ConfigError(f"{out} holds a run with a different config; use another "
+                                     f"--out or delete it")
+        if os.path.exists(progress_path):
+            old = json.load(open(progress_path))
+            if set(old["stages"]) - set(old["done"]):
+                raise config.ConfigError(f"{out} holds an interrupted run (stages not finished: "
+                                         f"{', '.join(s for s in old['stages'] if s not in old['done'])}"
+                                         f"); continue it with --resume {out}, or use another --out")
+        check_inputs(stages, out, rcfg)
+        progress = {"stages": stages, "done": []}
 
-    stages = run.stages.split(",")
-    if "pretrain" in stages:
-        update_report(out, pretrain(run, task, gpt, pcfg, out, device))
-    if "reward" in stages:
-        update_report(out, train_reward_model(run, task, gpt, rcfg, out, device))
-    if "grpo" in stages:
-        update_report(out, grpo_stage(run, task, rcfg, gcfg, out, device))
-    if "eval" in stages:
-        update_report(out, evaluate_stage(run, task, out, device))
-    times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
-    total = sum(v for k, v in times.items() if k != "total")     # the stages' times, summed
-    report = update_report(out, {"time_s": {"total": total}})
-    write_text(os.path.join(out, "report.md"), report_markdown(report))
-    print(f"done in {report['time_s']['total']:.0f}s | report: {os.path.join(out, 'report.json')}")
+    rank, world, device = dist.setup(run.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if rank == 0:
+        os.makedirs(out, exist_ok=True)
+        write_json(config_path, described)
+        write_json(progress_path, progress)
+    dist.barrier()
+    todo = [s for s in stages if s not in progress["done"]]
+    if resume is not None:
+        print(f"resuming {out} | stages done: {', '.join(progress['done']) or 'none'} | "
+              f"to do: {', '.join(todo) or 'none'}")
+    for stage in todo:
+        if stage == "pretrain":
+            figures = pretrain(run, task, gpt, pcfg, out, device, resume is not None)
+        elif stage == "grpo":
+            figures = grpo_stage(run, task, rcfg, gcfg, out, device, resume is not None)
+        elif rank > 0:                     # the small stages run on rank 0; the others wait
+            figures = {}
+        elif stage == "reward":
+            figures = train_reward_model(run, task, gpt, rcfg, out, device, resume is not None)
+        else:
+            figures = evaluate_stage(run, task, out, device, resume is not None)
+        if rank == 0:
+            update_report(out, figures)
+            progress["done"].append(stage)
+            write_json(progress_path, progress)
+            clear_state(out, stage)
+        dist.barrier()
+    if rank == 0:
+        times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
+        total = sum(v for k, v in times.items() if k != "total")     # the stages' times, summed
+        report = update_report(out, {"time_s": {"total": total}})
+        write_text(os.path.join(out, "report.md"), report_markdown(report))
+        print(f"done in {report['time_s']['total']:.0f}s | report: "
+              f"{os.path.join(out, 'report.json')}")
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (config.ConfigError, FileNotFoundError, ValueError) as e:
+    except (config.ConfigError, FileNotFoundError, ValueError, NonFiniteError) as e:
         sys.exit(f"error: {e}")
+    finally:
+        dist.teardown()

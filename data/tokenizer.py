@@ -23,6 +23,7 @@ holds: on ASCII, Python's `re` pattern below splits exactly as tiktoken's does.
 """
 
 import base64
+import hashlib
 import os
 import re
 from collections import Counter
@@ -106,6 +107,15 @@ class Tokenizer:
         return ids, len(p)
 
     # -- the .tiktoken file ---------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the ranks, stored beside each checkpoint: a tokenizer file from another run
+        (even one of the same size) is caught when a checkpoint is loaded."""
+        h = hashlib.sha256()
+        for token, rank in sorted(self.ranks.items(), key=lambda kv: kv[1]):
+            h.update(f"{base64.b64encode(token).decode()} {rank}\n".encode())
+        return h.hexdigest()[:16]
 
     def save(self, path: str) -> None:
         """Write `base64(token) rank` lines, atomically (temporary file, fsync, rename)."""

@@ -170,11 +170,11 @@ def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
         r = torch.tensor([float(len(t) % 3) for t in texts])
         return {"correct": (r > 1).float()}, r
 
-    log = tmp_path / "log.jsonl"
+    log = tmp_path / "grpo_log.jsonl"
     train_grpo(model, tok, GRPOConfig(rl_steps=1, prompts_per_step=2, group_size=2,
                                       rl_eval_every=1), prompts_pool=[p for p, _ in splits.train],
                eval_problems=splits.in_dist[:2], score=score, max_new_tokens=16, seed=0,
-               log_path=str(log), device="cpu")
+               out_dir=str(tmp_path), device="cpu")
     assert not model.training
     ids = torch.randint(0, tok.n_vocab, (2, 12))
     pad = torch.zeros(2, dtype=torch.long)
