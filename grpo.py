@@ -221,7 +221,8 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
         set_rng_state(state["rng"], gen=gen, pick=pick)
         start, history, elapsed = state["step"], state["history"], state["elapsed"]
         guard = SkipNonFinite("grpo", max_bad_steps, **state["guard"])
-        print(f"grpo | resuming at step {start}")
+        if rank == 0:
+            print(f"grpo | resuming at step {start}")
     trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
     policy.eval()                                                    # dropout off, always
     log_path = os.path.join(out_dir, "grpo_log.jsonl")

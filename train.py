@@ -458,7 +458,7 @@ def main(argv: list[str]) -> None:
         write_json(progress_path, progress)
     dist.barrier()
     todo = [s for s in stages if s not in progress["done"]]
-    if resume is not None:
+    if resume is not None and rank == 0:
         print(f"resuming {out} | stages done: {', '.join(progress['done']) or 'none'} | "
               f"to do: {', '.join(todo) or 'none'}")
     for stage in todo:

@@ -64,6 +64,26 @@ def test_loss_aggregations_by_hand(agg, value):
         assert grad[i, n:].abs().max() == 0                              # padding: nothing
 
 
+@pytest.mark.parametrize("agg", ["token", "seq", "constant"])
+def test_two_ranks_shares_of_the_loss_add_up_to_the_whole(agg):
+    """Data parallel: rows 0-1 on one rank, rows 2-3 on the other, each normalised by the global
+    batch's token and sequence counts. The two losses sum to the one-process loss, and so do
+    their gradients (DDP then averages world * loss over the 2 ranks)."""
+    logp, mask = _group()
+    whole, _ = policy_loss(logp, logp.detach(), ADV, mask, agg=agg, max_len=4)
+    whole.backward()
+    n_tokens = mask.sum().float()
+    parts = []
+    for rows in (slice(0, 2), slice(2, 4)):
+        lp = logp.detach()[rows].clone().requires_grad_()
+        loss, _ = policy_loss(lp, lp.detach(), ADV[rows], mask[rows], agg=agg, max_len=4,
+                              n_tokens=n_tokens, n_seqs=4)
+        loss.backward()
+        parts.append((loss, lp.grad))
+    assert (parts[0][0] + parts[1][0]).item() == pytest.approx(whole.item())
+    assert torch.allclose(torch.cat([g for _, g in parts]), logp.grad)
+
+
 def test_token_level_weighs_every_token_the_same():
     """DAPO: with equal advantages a long completion's tokens get the same gradient as a short
     one's; per-sequence averaging gives the short one's tokens 3x more here."""

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import (GPT, GPTConfig, KVCache, apply_rope, attention_mask, generate,  # noqa: E402
-                   rope_tables)
+from model import (GPT, GPTConfig, KVCache, _sample, apply_rope, attention_mask,  # noqa: E402
+                   generate, rope_tables)
 
 V = 64  # vocab of the tiny test model
 
@@ -253,6 +253,30 @@ def test_same_seed_same_tokens_different_seed_different_tokens():
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))
     assert len(set(run(0).flatten().tolist())) > 20  # near-uniform model at temperature 1
+
+
+def test_the_exponential_race_draws_what_multinomial_draws():
+    """_sample's argmax(p / E), E ~ Exp(1), takes the same ids from the same generator as
+    torch.multinomial(p, 1): the generator's stream is consumed identically."""
+    logits = torch.randn(6, V, generator=torch.Generator().manual_seed(0)) * 2
+    ours, theirs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for _ in range(5):
+        expected = torch.multinomial(F.softmax(logits, -1), 1, generator=theirs)[:, 0]
+        assert torch.equal(_sample(logits, 1.0, None, ours), expected)
+    # and its frequencies are the softmax's: 20000 draws of one row, within 4 standard errors
+    p = F.softmax(torch.tensor([[0.0, 1.0, 2.0, -1.0]]), -1)[0]
+    draws = _sample(torch.log(p).expand(20000, 4), 1.0, None, torch.Generator().manual_seed(1))
+    freq = torch.bincount(draws, minlength=4).float() / 20000
+    assert ((freq - p).abs() < 4 * (p * (1 - p) / 20000).sqrt()).all()
+
+
+def test_a_rank_samples_its_rows_of_the_global_batch():
+    """shard=(rank, world): rows 2-3 of a 4-row global batch, sampled on 'rank 1 of 2', get the
+    ids the whole batch gives them in one process."""
+    logits = torch.randn(4, V, generator=torch.Generator().manual_seed(0))
+    whole = _sample(logits, 1.0, None, torch.Generator().manual_seed(3))
+    part = _sample(logits[2:], 1.0, None, torch.Generator().manual_seed(3), shard=(1, 2))
+    assert torch.equal(part, whole[2:])
 
 
 def test_greedy_is_deterministic_and_the_argmax_of_a_full_forward():

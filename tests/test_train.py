@@ -4,17 +4,41 @@ The keys checked are the report.json shape the README documents, so scripts can 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_smoke_run_writes_every_stage_into_the_report(tmp_path):
-    out = tmp_path / "smoke"
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """A finished smoke run directory, shared by the tests below (which never modify it)."""
+    out = tmp_path_factory.mktemp("smoke")
     proc = subprocess.run([sys.executable, "train.py", "--preset", "smoke", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def fails_with(args, message):
+    """train.py (or sample.py when args[0] is a .py file) exits 1 with one line naming it."""
+    script = args[0] if args[0].endswith(".py") else "train.py"
+    args = args[1:] if args[0].endswith(".py") else args
+    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def snapshot(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_smoke_run_writes_every_stage_into_the_report(smoke):
+    out = smoke
     report = json.load(open(out / "report.json"))
     assert {"params", "val_loss", "train_loss"} <= set(report["pretrain"])
     assert {"heldout_accuracy", "agreement_ceiling", "gold_agreement", "pairs",
@@ -40,16 +64,67 @@ def test_smoke_run_writes_every_stage_into_the_report(tmp_path):
     assert proc.stdout.count("reward: correct") == 2 and "pref" in proc.stdout
 
 
-def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path):
-    """An unknown key, a bad value and a missing checkpoint: one line on stderr, exit 1."""
-    for args, message in [(["--n_layers", "6"], "unknown config key --n_layers"),
-                          (["--lr", "fast"], "--lr expects float"),
-                          (["--stages", "eval", "--out", str(tmp_path / "empty")],
-                           "checkpoint file not found")]:
-        proc = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
-        assert proc.returncode == 1 and message in proc.stderr
-        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--n_layers", "6"], "unknown config key --n_layers (did you mean --n_layer?)"),
+    (["--lr", "fast"], "--lr expects float"),
+    (["--group_size", "0"], "--group_size must be >= 1"),
+    (["--n_embd", "100", "--n_head", "3"], "n_head"),
+    (["--rl_lr", "-1"], "--rl_lr"),
+    (["--ckpt_every", "0"], "--ckpt_every must be >= 1"),
+    (["--preset", "tiny"], "--preset must be one of"),
+])
+def test_bad_config_is_one_line(args, message, tmp_path):
+    fails_with([*args, "--out", str(tmp_path / "run")], message)
+    assert not (tmp_path / "run").exists()                       # nothing written
+
+
+def test_bad_run_directories_are_one_line_and_left_untouched(smoke, tmp_path):
+    """A missing, truncated or corrupt checkpoint, a tokenizer from another run, a folder of a
+    different config: one line naming the problem, exit 1, and every file as it was."""
+    def broken(name, damage):
+        run = tmp_path / name
+        shutil.copytree(smoke, run)
+        damage(run)
+        return run, snapshot(run)
+
+    cases = [
+        ("missing", lambda r: (r / "pretrain.pt").unlink(), ["--stages", "eval"],
+         "checkpoint file not found"),
+        ("truncated", lambda r: (r / "pretrain.pt").write_bytes(
+            (smoke / "pretrain.pt").read_bytes()[:1000]), ["--stages", "eval"],
+         "pretrain.pt: cannot be read as a checkpoint"),
+        ("corrupt", lambda r: (r / "reward.json").write_text("{not json"), ["--stages", "grpo"],
+         "reward.json: not a checkpoint description"),
+        ("tokenizer", lambda r: (r / "tokenizer.tiktoken").write_text(
+            swap_two_ranks((smoke / "tokenizer.tiktoken").read_text())), ["--stages", "eval"],
+         "is not the tokenizer pretrain.pt was trained with"),
+        ("config", lambda r: None, ["--lr", "1e-2"], "holds a run with a different config"),
+    ]
+    for name, damage, args, message in cases:
+        run, before = broken(name, damage)
+        fails_with(["--preset", "smoke", *args, "--out", str(run)], message)
+        assert snapshot(run) == before, name
+
+
+def swap_two_ranks(text: str) -> str:
+    """The same tokenizer file with two tokens' ranks exchanged: same size, another tokenizer."""
+    lines = text.splitlines()
+    a, b = lines[300].split()[0], lines[301].split()[0]
+    lines[300], lines[301] = f"{b} 300", f"{a} 301"
+    return "\n".join(lines) + "\n"
+
+
+def test_a_corrupt_training_state_is_one_line(smoke, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(smoke, run)
+    (run / "progress.json").write_text(json.dumps({"stages": ["grpo"], "done": []}))
+    (run / "grpo.state.pt").write_bytes(b"not a torch file")
+    fails_with(["--resume", str(run)], "grpo.state.pt: cannot be read as a training state")
+
+
+def test_a_prompt_longer_than_the_context_is_one_line(smoke):
+    fails_with(["sample.py", str(smoke), "Ann has 52 apples. " * 200, "--n", "1"],
+               "exceeds block_size")
 
 
 def test_solve_reads_the_corpus_wording():
