@@ -59,10 +59,19 @@ def write_json(path: str, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path: str):
+    """json.load, with a one-line error naming the file when it is not JSON."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
 def update_report(out_dir: str, figures: dict) -> dict:
     """Merge `figures` into out_dir/report.json (nested dicts merge key by key)."""
     path = os.path.join(out_dir, "report.json")
-    report = json.load(open(path)) if os.path.exists(path) else {}
+    report = read_json(path) if os.path.exists(path) else {}
 
     def merge(dst: dict, src: dict):
         for k, v in src.items():

@@ -29,8 +29,15 @@ Dropout is off in every RL forward pass (the policy is kept in eval mode).
 The same forward code scores tokens at sampling time (model.generate records log-probs) and at
 training time (`token_logprobs`): they agree to ~1e-6 in float32, tested.
 
-What this is deliberately not: PPO with a value model, process rewards, or a distributed
-rollout engine.
+Under torchrun the loop is data-parallel (dist.py): every rank draws the same B prompts, keeps
+its B / world of them with all their G samples (a group never straddles two ranks, so its
+baseline is exact), samples with the global batch's noise, and normalises its share of the loss
+by the global batch's token count; DDP then averages the gradients. The step is the one a
+single process would take (tests/test_distributed.py). Every cfg.rl_ckpt_every steps the
+policy, optimizer, generators and log so far go to grpo.state.pt, and `resume` continues there.
+
+What this is deliberately not: PPO with a value model, process rewards, or a rollout engine
+separate from the trainer (vLLM-style).
 """
 
 import json

@@ -6,6 +6,8 @@ GRPO, evaluation, report.
     python train.py --preset smoke         # seconds: the pipeline end to end on a toy model
     python train.py --stages eval          # re-run a stage on an existing run directory
     python train.py --n_layer 6 --lr 1e-3  # any config field; `python train.py --help` lists them
+    python train.py --resume out/cpu       # continue a run that was killed, where it stopped
+    torchrun --nproc_per_node=2 train.py   # data-parallel pretraining and GRPO (dist.py)
 
 Stages (run in this order, `--stages` picks a subset):
   pretrain  generate the fallible teacher's corpus (data/problems.py), train the BPE tokenizer
@@ -26,6 +28,12 @@ Hutter, arXiv 1711.05101) with linear warm-up and cosine decay, gradient clippin
 on CUDA. On CPU we stay in fp32: a bf16 matmul measured slower than fp32 on the 2-core machine
 this was written on (145 vs 171 GFLOP/s at 1024^3).
 
+Reliability: every stage saves <stage>.state.pt every N steps (checkpoint.py) and
+progress.json records which stages finished, so `--resume out/<run>` continues after a crash or
+a SIGKILL and, on CPU, ends with the report an uninterrupted run writes. Non-finite updates are
+skipped and counted (guard.py). Bad input (config, checkpoints, tokenizer, run directory) stops
+the run with one line before anything is written.
+
 What this is deliberately not: a framework. The loop is flat, top to bottom, no callbacks.
 """
 
@@ -45,8 +53,8 @@ from tqdm import tqdm
 
 import config
 import dist
-from checkpoint import (clear_state, load_model, load_state, rng_state, save_model, save_state,
-                        set_rng_state, update_report, write_json, write_text)
+from checkpoint import (clear_state, load_model, load_state, read_json, rng_state, save_model,
+                        save_state, set_rng_state, update_report, write_json, write_text)
 from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
 from data.rater import wrong_unit
@@ -292,7 +300,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
 
 
 # ------------------------------------------------------------------------------------------------
-# stage: eval
+# stages: grpo and eval (the reward stage is reward.train_reward_model)
 
 def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOConfig,
                out: str, device: str, resume: bool = False) -> dict:
@@ -377,20 +385,24 @@ def run_directory_configs(out: str, pairs: dict) -> tuple[list, list[str], dict]
     if set(pairs) - {"device"}:
         raise config.ConfigError(f"--resume continues {out} with its own config; only --device "
                                  f"may be given with it, not --{sorted(set(pairs) - {'device'})[0]}")
-    loaded = []
     for name in ("config.json", "progress.json"):
-        path = os.path.join(out, name)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"nothing to resume in {out}: {path} not found")
-        try:
-            loaded.append(json.load(open(path)))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
-    described, progress = loaded
+        if not os.path.exists(os.path.join(out, name)):
+            raise FileNotFoundError(f"nothing to resume in {out}: {name} not found")
+    described = read_json(os.path.join(out, "config.json"))
+    progress = read_progress(os.path.join(out, "progress.json"))
     flat = {k: v for section in described.values() for k, v in section.items()}
     configs = config.apply(default_configs(), {**flat, **pairs, "out": out,
                                                "stages": ",".join(progress["stages"])})
     return configs, progress["stages"], progress
+
+
+def read_progress(path: str) -> dict:
+    """out/progress.json: {"stages": the stages asked for, "done": those finished}."""
+    progress = read_json(path)
+    if not (isinstance(progress, dict) and {"stages", "done"} <= set(progress)
+            and set(progress["stages"]) <= set(STAGES)):
+        raise ValueError(f"{path}: not a progress file (needs 'stages' and 'done')")
+    return progress
 
 
 def check_inputs(stages: list[str], out: str, rcfg: RewardConfig) -> None:
@@ -428,7 +440,7 @@ def main(argv: list[str]) -> None:
                                      f"got {preset!r}")
         configs = config.apply(default_configs(), {**PRESETS[preset], "preset": preset})
         configs = config.apply(configs, pairs)
-        stages, progress = configs[0].stages.split(","), {"stages": [], "done": []}
+        stages = configs[0].stages.split(",")
     run, task, gpt, pcfg, rcfg, gcfg = configs
     out = run.out or os.path.join("out", run.preset)
 
@@ -439,11 +451,11 @@ def main(argv: list[str]) -> None:
                               if k not in ("stages", "device", "out")}
     config_path, progress_path = os.path.join(out, "config.json"), os.path.join(out, "progress.json")
     if resume is None:
-        if os.path.exists(config_path) and json.load(open(config_path)) != described:
+        if os.path.exists(config_path) and read_json(config_path) != described:
             raise config.ConfigError(f"{out} holds a run with a different config; use another "
                                      f"--out or delete it")
         if os.path.exists(progress_path):
-            old = json.load(open(progress_path))
+            old = read_progress(progress_path)
             if set(old["stages"]) - set(old["done"]):
                 raise config.ConfigError(f"{out} holds an interrupted run (stages not finished: "
                                          f"{', '.join(s for s in old['stages'] if s not in old['done'])}"
@@ -457,7 +469,7 @@ def main(argv: list[str]) -> None:
         write_json(config_path, described)
         write_json(progress_path, progress)
     dist.barrier()
-    todo = [s for s in stages if s not in progress["done"]]
+    todo = [s for s in STAGES if s in stages and s not in progress["done"]]   # in pipeline order
     if resume is not None and rank == 0:
         print(f"resuming {out} | stages done: {', '.join(progress['done']) or 'none'} | "
               f"to do: {', '.join(todo) or 'none'}")
