@@ -1,7 +1,8 @@
 """Reliability of train.py: determinism, resume after SIGKILL, and non-finite updates.
 
 Subprocess runs of the smoke preset, made a little longer than the preset (40 pretraining steps,
-6 GRPO steps, states saved often) so a kill lands in the middle of a stage. Every figure of
+6 GRPO steps, states saved often) so a kill lands in the middle of a stage, with dropout on so
+that torch's global generator matters too. Every figure of
 report.json must then equal an uninterrupted run's, timings aside: on CPU the run is
 deterministic, and the state file holds everything the loops need to continue."""
 
@@ -23,8 +24,8 @@ from model import GPTConfig
 from reward import RewardConfig, train_reward_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LONGER = ["--preset", "smoke", "--pretrain_steps", "40", "--ckpt_every", "5", "--rl_steps", "6",
-          "--rl_ckpt_every", "2", "--rl_eval_every", "3"]
+LONGER = ["--preset", "smoke", "--pretrain_steps", "40", "--ckpt_every", "5", "--dropout", "0.1",
+          "--rl_steps", "6", "--rl_ckpt_every", "2", "--rl_eval_every", "3"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 

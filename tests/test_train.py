@@ -133,3 +133,22 @@ def test_solve_reads_the_corpus_wording():
     for problem in make_splits(TaskConfig(n_train=1, n_eval=50, ops="+-*")).in_dist:
         assert solve(problem.question) == problem.answer
     assert solve("What is the capital of France?") is None
+
+
+def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
+    """eval.state.pt holds the results that landed before the kill: they are kept, and only the
+    missing (model, split) pairs are evaluated, to the figures of the uninterrupted run."""
+    import config
+    import train
+    from checkpoint import save_state
+    run = tmp_path / "run"
+    shutil.copytree(smoke, run)
+    configs = config.apply(train.default_configs(), {**train.PRESETS["smoke"], "preset": "smoke"})
+    save_state(str(run), "eval", {"results": {"pretrained": {"in_dist": {"marker": 1.0}}},
+                                  "elapsed": 2.0})
+    figures = train.evaluate_stage(configs[0], configs[1], str(run), "cpu", resume=True)
+    finished = json.load(open(smoke / "report.json"))["eval"]
+    assert figures["eval"]["pretrained"]["in_dist"] == {"marker": 1.0}      # not evaluated again
+    for model, split in (("pretrained", "harder"), ("rl", "in_dist"), ("rl", "harder")):
+        assert figures["eval"][model][split] == finished[model][split]
+    assert figures["time_s"]["eval"] >= 2.0                                  # time before the kill
