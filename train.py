@@ -443,6 +443,11 @@ def main(argv: list[str]) -> None:
         stages = configs[0].stages.split(",")
     run, task, gpt, pcfg, rcfg, gcfg = configs
     out = run.out or os.path.join("out", run.preset)
+    if run.max_new_tokens >= gpt.block_size:
+        raise config.ConfigError(f"--max_new_tokens {run.max_new_tokens} leaves no room for a "
+                                 f"prompt in --block_size {gpt.block_size}")
+    if run.device.startswith("cuda") and not torch.cuda.is_available():
+        raise config.ConfigError(f"--device {run.device}, but torch sees no CUDA device")
 
     # the run directory belongs to one config: refuse to mix two runs in one folder, and refuse
     # to start afresh over an interrupted run (that is what --resume is for)

@@ -72,6 +72,7 @@ def test_smoke_run_writes_every_stage_into_the_report(smoke):
     (["--rl_lr", "-1"], "--rl_lr"),
     (["--ckpt_every", "0"], "--ckpt_every must be >= 1"),
     (["--preset", "tiny"], "--preset must be one of"),
+    (["--max_new_tokens", "300"], "leaves no room for a prompt in --block_size 256"),
 ])
 def test_bad_config_is_one_line(args, message, tmp_path):
     fails_with([*args, "--out", str(tmp_path / "run")], message)
@@ -152,3 +153,9 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
     for model, split in (("pretrained", "harder"), ("rl", "in_dist"), ("rl", "harder")):
         assert figures["eval"][model][split] == finished[model][split]
     assert figures["time_s"]["eval"] >= 2.0                                  # time before the kill
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_one_line(tmp_path):
+    fails_with(["--device", "cuda", "--out", str(tmp_path / "run")], "torch sees no CUDA device")
+    assert not (tmp_path / "run").exists()
