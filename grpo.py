@@ -292,10 +292,9 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
             loss = dist.all_sum(loss.detach())                       # the global batch's loss
             guard.step(opt, loss.item(), grad_norm.item(), step)
         # ---- diagnostics over the global batch: one line per step, and the same as JSON
-        real = rollout.mask.float()
-        n_real = real.sum()
+        real = rollout.mask.float()                                  # (n, T) generated tokens
         entropy_sum, clip_sum, n_real, n_mask = dist.all_sum(torch.stack([
-            (entropy.detach() * real).sum(), clip_frac * mask.sum(), n_real, mask.sum()]))
+            (entropy.detach() * real).sum(), clip_frac * mask.sum(), real.sum(), mask.sum()]))
         reward, verifier = dist.gather_rows(reward), dist.gather_rows(verifier)
         terms = {k: dist.gather_rows(v) for k, v in terms.items()}
         keep, truncated = dist.gather_rows(keep), dist.gather_rows(rollout.truncated)
