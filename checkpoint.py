@@ -102,7 +102,8 @@ def save_model(out_dir: str, name: str, model: GPT, meta: dict) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     assert_finite(state, f"{name}.pt")
     atomic_write(os.path.join(out_dir, f"{name}.pt"), lambda tmp: torch.save(state, tmp))
-    write_json(os.path.join(out_dir, f"{name}.json"), {"model": dataclasses.asdict(model.cfg), **meta})
+    write_json(os.path.join(out_dir, f"{name}.json"),
+               {"model": dataclasses.asdict(model.cfg), **meta})
 
 
 def read_checkpoint(out_dir: str, name: str, device: str = "cpu") -> tuple[dict, dict, GPTConfig]:
