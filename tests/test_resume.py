@@ -85,7 +85,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_report(reference, tmp_path
     kill_when([*LONGER, "--out", out], "step 00012/")
     progress = json.load(open(tmp_path / "progress.json"))
     assert progress["done"] == [] and (tmp_path / "pretrain.state.pt").exists()
-    assert load_state(out, "pretrain")["step"] in (10, 15, 20)
+    assert 10 <= load_state(out, "pretrain")["step"] < 40           # mid-stage
 
     # a fresh start over the interrupted run is refused: that is what --resume is for
     proc = subprocess.run([sys.executable, "train.py", *LONGER, "--out", out], cwd=ROOT,
