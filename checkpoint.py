@@ -40,12 +40,18 @@ from model import GPT, GPTConfig
 
 
 def atomic_write(path: str, write) -> None:
-    """Call write(tmp_path), fsync it, then rename over `path`."""
+    """Call write(tmp_path), fsync it, rename it over `path`, fsync the folder (so the rename
+    itself survives a power cut): a reader sees the old file or the new one, never half."""
     tmp = f"{path}.tmp"
     write(tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def write_text(path: str, text: str) -> None:
