@@ -74,6 +74,13 @@ def read_json(path: str):
         raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
 
 
+def open_log(path: str, rows: list[dict]):
+    """A stage's JSONL log, one row per step: rewritten with `rows` (the steps done so far, from
+    the training state after a resume; none on a fresh start), then opened for appending."""
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+    return open(path, "a")
+
+
 def update_report(out_dir: str, figures: dict) -> dict:
     """Merge `figures` into out_dir/report.json (nested dicts merge key by key)."""
     path = os.path.join(out_dir, "report.json")

@@ -53,7 +53,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 import dist
-from checkpoint import load_state, rng_state, save_state, set_rng_state, write_text
+from checkpoint import load_state, open_log, rng_state, save_state, set_rng_state
 from evaluate import completions, evaluate
 from guard import SkipNonFinite
 from model import generate
@@ -232,10 +232,8 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
             print(f"grpo | resuming at step {start}")
     trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
     policy.eval()                                                    # dropout off, always
-    log_path = os.path.join(out_dir, "grpo_log.jsonl")
     if rank == 0:                                                    # the log up to `start`
-        write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
-        log = open(log_path, "a")
+        log = open_log(os.path.join(out_dir, "grpo_log.jsonl"), history)
     t_start = time.time()
     bar = tqdm(range(start, cfg.rl_steps + 1), desc="grpo", initial=start,
                total=cfg.rl_steps + 1, dynamic_ncols=True, mininterval=1.0, disable=rank > 0)

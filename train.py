@@ -53,8 +53,9 @@ from tqdm import tqdm
 
 import config
 import dist
-from checkpoint import (clear_state, load_model, load_state, read_json, rng_state, save_model,
-                        save_state, set_rng_state, update_report, write_json, write_text)
+from checkpoint import (clear_state, load_model, load_state, open_log, read_json, rng_state,
+                        save_model, save_state, set_rng_state, update_report, write_json,
+                        write_text)
 from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
 from data.rater import wrong_unit
@@ -228,9 +229,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
         print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
               f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens | "
               f"{world} process(es)" + (f" | resuming at step {start}" if start else ""))
-        log_path = os.path.join(out, "pretrain_log.jsonl")    # the log up to `start`
-        write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
-        log = open(log_path, "a")
+        log = open_log(os.path.join(out, "pretrain_log.jsonl"), history)   # up to `start`
 
     # ---- training loop
     bar = tqdm(range(start, cfg.pretrain_steps + 1), desc="pretrain", initial=start,
