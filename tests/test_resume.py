@@ -17,10 +17,11 @@ import pytest
 import torch
 
 import train
-from checkpoint import load_state, rng_state, save_state, set_rng_state
-from data.problems import TaskConfig
+from checkpoint import load_state, rng_state, save_model, save_state, set_rng_state
+from data.problems import TaskConfig, make_splits
+from data.tokenizer import Tokenizer, train_bpe
 from guard import NonFiniteError, SkipNonFinite
-from model import GPTConfig
+from model import GPT, GPTConfig
 from reward import RewardConfig, train_reward_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,8 +125,6 @@ def test_reward_model_resumes_from_its_state_to_the_same_weights(tmp_path):
     gpt = GPTConfig(block_size=96, n_head=2)
     cfg = RewardConfig(rm_pairs=32, rm_eval_pairs=1, rm_steps=8, rm_batch_size=8, rm_n_layer=1,
                        rm_n_embd=16, rm_ckpt_every=4)
-    from data.problems import make_splits
-    from data.tokenizer import Tokenizer, train_bpe
     splits = make_splits(task)
     Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300)).save(
         str(tmp_path / "tokenizer.tiktoken"))
@@ -173,8 +172,6 @@ def test_non_finite_updates_are_skipped_counted_and_stop_the_run():
 
 
 def test_a_checkpoint_never_holds_nan(tmp_path):
-    from checkpoint import save_model
-    from model import GPT
     model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=16))
     with torch.no_grad():
         model.lm_head.weight[0, 0] = float("nan")

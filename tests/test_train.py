@@ -10,6 +10,10 @@ import sys
 
 import pytest
 
+import config
+import train
+from checkpoint import save_state
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -139,9 +143,6 @@ def test_solve_reads_the_corpus_wording():
 def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
     """eval.state.pt holds the results that landed before the kill: they are kept, and only the
     missing (model, split) pairs are evaluated, to the figures of the uninterrupted run."""
-    import config
-    import train
-    from checkpoint import save_state
     run = tmp_path / "run"
     shutil.copytree(smoke, run)
     configs = config.apply(train.default_configs(), {**train.PRESETS["smoke"], "preset": "smoke"})
