@@ -34,6 +34,7 @@ import random
 
 import torch
 
+import dist
 from data.tokenizer import Tokenizer
 from guard import NonFiniteError
 from model import GPT, GPTConfig
@@ -165,27 +166,64 @@ def load_model(out_dir: str, name: str, device: str = "cpu") -> tuple[GPT, Token
 # ------------------------------------------------------------------------------------------------
 # training state, for --resume
 
-def rng_state(**generators) -> dict:
-    """The state of torch's global generators (CPU, and CUDA when present) and of each named
-    torch.Generator or random.Random, ready for save_state."""
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def rng_state(device: str, **generators) -> dict:
+    """The state of torch's global CPU generator, of the run device's global CUDA generator (and
+    no other GPU's), and of each named torch.Generator or random.Random, ready for save_state."""
+    state = {"torch": torch.get_rng_state(), "devices": {}}
+    if torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     for name, g in generators.items():
         state[name] = g.getstate() if isinstance(g, random.Random) else g.get_state()
+        state["devices"][name] = "cpu" if isinstance(g, random.Random) else g.device.type
     return state
 
 
-def set_rng_state(state: dict, **generators) -> None:
-    """Put back what rng_state saved, into the same generators."""
+def set_rng_state(stage: str, state: dict, device: str, reseed: int, **generators) -> list[str]:
+    """Put back what rng_state saved, into the same generators, on `device`.
+
+    A CPU generator state and a CUDA one differ, so a generator saved on one kind of device
+    cannot continue on the other: it is seeded with `reseed` instead, and rank 0 says so in one
+    line. Returns the names of the generators re-seeded ("cuda" for torch's global CUDA
+    generator); empty when the run continues exactly as if never stopped."""
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    reseeded = []
+    if torch.device(device).type == "cuda":
+        if "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], device)
+        else:                                    # saved on a CPU run: nothing to continue
+            torch.cuda.manual_seed(reseed)
+            reseeded.append("cuda")
     for name, g in generators.items():
         if isinstance(g, random.Random):
             g.setstate(_tuples(state[name]))
-        else:
+        elif state.get("devices", {}).get(name, g.device.type) == g.device.type:
             g.set_state(state[name])
+        else:
+            g.manual_seed(reseed)
+            reseeded.append(name)
+    if reseeded and dist.rank() == 0:
+        print(f"{stage}: resumed on {device} from a state saved on another kind of device; "
+              f"re-seeded {', '.join(reseeded)} with {reseed}: the run continues, but not "
+              f"bit-identical to an uninterrupted one")
+    return reseeded
+
+
+def load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """opt.load_state_dict(saved), keeping opt's own implementation flags (fused, foreach,
+    capturable): they say how this device runs the update, not what the state holds, and a
+    fused CUDA optimizer's flag restored onto a CPU run (or the reverse) would pick the wrong
+    kernel. AdamW's step counts follow where those flags want them (the parameter's device for
+    fused or capturable, else the CPU)."""
+    flags = [{k: g[k] for k in ("fused", "foreach", "capturable") if k in g}
+             for g in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, own in zip(opt.param_groups, flags):
+        group.update(own)
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            if torch.is_tensor(st.get("step")):
+                on_device = group.get("fused") or group.get("capturable")
+                st["step"] = st["step"].to(p.device if on_device else "cpu", torch.float32)
 
 
 def _tuples(x):

@@ -53,7 +53,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 import dist
-from checkpoint import load_state, open_log, rng_state, save_state, set_rng_state
+from checkpoint import (load_optimizer, load_state, open_log, rng_state, save_state,
+                        set_rng_state)
 from evaluate import completions, evaluate
 from guard import SkipNonFinite
 from model import generate
@@ -63,7 +64,7 @@ from model import generate
 class GRPOConfig:
     rl_steps: int = 100         # policy updates
     prompts_per_step: int = 16  # B
-    group_size: int = 8         # G completions per prompt
+    group_size: int = 8         # G completions per prompt, >= 2 (a group's baseline needs two)
     rl_lr: float = 3e-4         # AdamW peak: linear warm-up, then linear decay to 0
     rl_warmup: int = 5
     advantage: str = "drgrpo"   # drgrpo: r - mean(r) | grpo: (r - mean(r)) / (std(r) + eps)
@@ -74,15 +75,15 @@ class GRPOConfig:
     clip_high: float = 0.28     # ε_high (clip-higher, DAPO)
     kl_beta: float = 0.0        # β of the k3 KL term; 0 builds no reference model
     drop_zero_var: bool = False  # drop groups whose verifier outcomes are all equal
-    truncation: str = "zero"    # zero: reward 0 | mask: left out of the loss
-    rl_temperature: float = 1.0
-    rl_grad_clip: float = 1.0
+    truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
+    rl_temperature: float = 1.0  # rollouts sample softmax(z / T); the loss uses the same π_T
+    rl_grad_clip: float = 1.0   # max gradient norm, > 0 (inf: no clipping)
     rl_eval_every: int = 25     # quick held-out greedy accuracy every N steps
     rl_ckpt_every: int = 10     # save grpo.state.pt (for --resume) every N steps
 
     def __post_init__(self):
         choices = {"advantage": ("drgrpo", "grpo"), "loss_agg": ("token", "seq", "constant"),
-                   "truncation": ("zero", "mask")}
+                   "truncation": ("floor", "mask")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name} must be one of {', '.join(allowed)}, "
@@ -91,8 +92,14 @@ class GRPOConfig:
                      "rl_ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.rl_lr > 0 and self.std_eps > 0 and self.rl_temperature > 0):
-            raise ValueError("--rl_lr, --std_eps and --rl_temperature must be > 0")
+        if self.group_size < 2:    # G = 1: every advantage is 0 (Dr. GRPO), or std = NaN (GRPO)
+            raise ValueError(f"--group_size must be >= 2: the baseline of a group is the mean of "
+                             f"its other samples' rewards, got {self.group_size}")
+        if self.rl_warmup < 0:
+            raise ValueError(f"--rl_warmup must be >= 0, got {self.rl_warmup}")
+        for name in ("rl_lr", "std_eps", "rl_temperature", "rl_grad_clip"):
+            if not getattr(self, name) > 0:        # a clip of 0 would zero every gradient
+                raise ValueError(f"--{name} must be > 0, got {getattr(self, name)}")
         if not (0 <= self.clip_low < 1 and self.clip_high >= 0 and self.kl_beta >= 0):
             raise ValueError("need 0 <= --clip_low < 1, --clip_high >= 0 and --kl_beta >= 0")
 
@@ -120,16 +127,19 @@ def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:
     return (verifier == verifier[:, :1]).all(dim=1)
 
 
-def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig):
+def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: float = 0.0):
     """Rewards (B, G) of a step -> advantages (N,) and which completions enter the loss (N,).
 
-    truncation "zero": a completion cut off at max_new_tokens gets reward 0 before the group
-    baseline is taken (Dr. GRPO); "mask": it keeps its reward for the baseline but is left out
-    of the loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw
-    verifier outcomes are all equal (DAPO's dynamic sampling without the refill).
+    truncation "floor": a completion cut off at max_new_tokens gets `floor`, the lowest reward
+    the blend gives any finished completion (reward.blend_floor), before the group baseline is
+    taken: no better than the worst finished answer. With 0/1 rewards the floor is 0, Dr.
+    GRPO's choice; with a penalty term it is below 0, or a rude wrong answer would score below
+    one that never ends. "mask": it keeps its reward for the baseline but is left out of the
+    loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw verifier
+    outcomes are all equal (DAPO's dynamic sampling without the refill).
     """
-    if cfg.truncation == "zero":
-        reward = torch.where(truncated, 0.0, reward)                 # (B, G) cut off: earns 0
+    if cfg.truncation == "floor":
+        reward = torch.where(truncated, floor, reward)               # (B, G) cut off: the floor
     adv = group_advantages(reward, cfg.advantage, cfg.std_eps)       # (B, G)
     keep = torch.ones_like(truncated)                                # (B, G) bool
     if cfg.truncation == "mask":
@@ -139,49 +149,63 @@ def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig):
     return adv.flatten(), keep.flatten()
 
 
+# |log ratio| is bounded before exp: at a position after a row stopped (masked out of the loss)
+# log π_θ of the pad token can be very negative, exp would overflow to inf, and inf * 0 is NaN,
+# in the loss or in its gradient. exp(20) ~ 5e8 stays finite; a real token never gets there.
+LOG_RATIO_BOUND = 20.0
+
+
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 per token: π_ref/π_θ - log(π_ref/π_θ) - 1 >= 0 (DeepSeekMath eq. 4)."""
-    log_ratio = ref_logp - logp                                      # log π_ref/π_θ
+    log_ratio = (ref_logp - logp).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND)  # log π_ref/π_θ
     return torch.exp(log_ratio) - log_ratio - 1
 
 
 def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: float = 0.2,
                 clip_high: float = 0.28, max_len: int | None = None, kl=None, beta: float = 0.0,
-                n_tokens=None, n_seqs=None):
-    """The clipped surrogate, negated to a loss, aggregated over tokens.
+                n_tokens=None, n_seqs=None, n_rows=None):
+    """The clipped surrogate, negated to a loss, aggregated over the tokens in `mask`.
 
     logp, old_logp, mask (N, T); adv (N,); kl (N, T) or None. Returns (loss, clip_fraction).
+    Rows with no token in the mask (dropped groups, masked truncations) are left out of every
+    sum and of the token and sequence counts:
       token:    Σ_i Σ_t ℓ_it / Σ_i |o_i|                        (DAPO)
-      seq:      1/N Σ_i (1/|o_i|) Σ_t ℓ_it                     (DeepSeekMath eq. 3)
-      constant: Σ_i Σ_t ℓ_it / (N · max_len)                   (Dr. GRPO)
-    When these rows are one rank's share of a global batch, n_tokens (Σ_i |o_i|, a 0-dim tensor)
-    and n_seqs (N) are the global batch's, so the ranks' losses sum to the global loss.
+      seq:      1/N' Σ_i (1/|o_i|) Σ_t ℓ_it, N' = rows kept     (DeepSeekMath eq. 3)
+      constant: Σ_i Σ_t ℓ_it / (N · max_len), N = all rows     (Dr. GRPO: a constant)
+    When these rows are one rank's share of a global batch, n_tokens (Σ_i |o_i|), n_seqs (N')
+    and n_rows (N) are the global batch's, so the ranks' losses sum to the global loss.
     """
-    mask = mask.float()
     n_tokens = mask.sum() if n_tokens is None else n_tokens
-    n_seqs = mask.shape[0] if n_seqs is None else n_seqs
-    ratio = torch.exp(logp - old_logp)                               # (N, T) ρ, in log space
+    n_seqs = mask.any(1).sum() if n_seqs is None else n_seqs
+    n_rows = mask.shape[0] if n_rows is None else n_rows
+    log_ratio = (logp - old_logp).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND)
+    ratio = torch.exp(log_ratio)                                     # (N, T) ρ, in log space
     a = adv[:, None]                                                 # (N, 1) one A per completion
     surrogate = torch.min(ratio * a, ratio.clamp(1 - clip_low, 1 + clip_high) * a)  # (N, T)
     per_token = -surrogate + (beta * kl if kl is not None else 0.0)  # (N, T) ℓ_it
+    per_token = torch.where(mask, per_token, 0.0)                    # (N, T) selected, not * 0
     if agg == "token":
-        loss = (per_token * mask).sum() / n_tokens.clamp(min=1)
+        loss = per_token.sum() / n_tokens.clamp(min=1)
     elif agg == "seq":
-        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).sum() / n_seqs
+        loss = (per_token.sum(1) / mask.sum(1).clamp(min=1)).sum() / torch.as_tensor(n_seqs).clamp(min=1)
     else:
-        loss = (per_token * mask).sum() / (n_seqs * (max_len or mask.shape[1]))
+        loss = per_token.sum() / (n_rows * (max_len or mask.shape[1]))
     clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
-    clip_frac = (clipped.float() * mask).sum() / mask.sum().clamp(min=1)
+    clip_frac = (clipped & mask).sum() / mask.sum().clamp(min=1)
     return loss, clip_frac
 
 
-def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False):
-    """Teacher-forced log π(o_t | q, o_<t) of the completion tokens.
+def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
+                   temperature: float = 1.0):
+    """Teacher-forced log π_T(o_t | q, o_<t) of the completion tokens, π_T = softmax(z / T): the
+    distribution the rollouts were sampled from (model.generate records the same).
 
     ids (N, Tp + T) = left-padded prompt then completion; pad (N,). Returns logp (N, T) and,
-    if asked, the true entropy of π at each completion position (N, T)."""
+    if asked, the true entropy of π_T at each completion position (N, T)."""
     logits, _ = model(ids[:, :-1], pad_len=pad)                      # (N, Tp + T - 1, V)
     logits = logits[:, n_prompt - 1:]                                # (N, T, V) predicts o_t
+    if temperature != 1.0:
+        logits = logits / temperature                                # (N, T, V) z / T
     logp_all = F.log_softmax(logits.float(), dim=-1)                 # (N, T, V)
     logp = logp_all.gather(-1, ids[:, n_prompt:, None])[..., 0]      # (N, T) log π(o_t | ...)
     if not with_entropy:
@@ -201,11 +225,15 @@ def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
 
 def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, score, ref=None,
                max_new_tokens: int, seed: int, out_dir: str, device: str, resume: bool = False,
-               max_bad_steps: int = 5):
+               max_bad_steps: int = 5, floor: float = 0.0):
     """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict (rank 0).
 
     prompts_pool: Problems to draw RL prompts from; eval_problems: a held-out slice for the
-    quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,)).
+    quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,));
+    floor: the reward of a truncated completion with --truncation floor (reward.blend_floor).
+    A step with nothing to learn from (every advantage 0, or every completion left out of the
+    loss) makes no update at all: AdamW's momentum would still move the weights. It is counted
+    (`no_signal` in the log, `no_signal_steps` in the summary).
     Writes out_dir/grpo_log.jsonl, one line per step, and every cfg.rl_ckpt_every steps
     out_dir/grpo.state.pt, from which resume=True continues. Under torchrun each rank samples
     and trains on its share of the B prompts, whole groups, and rank 0 writes.
@@ -220,13 +248,14 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
     gen = torch.Generator(device=device).manual_seed(seed)
     pick = random.Random(seed)
     guard = SkipNonFinite("grpo", max_bad_steps)
-    start, history, elapsed = 0, [], 0.0
+    start, history, elapsed, no_signal = 0, [], 0.0, 0
     state = load_state(out_dir, "grpo") if resume else None
     if state is not None:                                            # continue where it stopped
         policy.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], gen=gen, pick=pick)
+        load_optimizer(opt, state["optimizer"])
+        set_rng_state("grpo", state["rng"], device, seed + state["step"], gen=gen, pick=pick)
         start, history, elapsed = state["step"], state["history"], state["elapsed"]
+        no_signal = state["no_signal"]
         guard = SkipNonFinite("grpo", max_bad_steps, **state["guard"])
         if rank == 0:
             print(f"grpo | resuming at step {start}")
@@ -242,8 +271,9 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
         if rank == 0 and step > start and step % cfg.rl_ckpt_every == 0 and not last_step:
             save_state(out_dir, "grpo", {
                 "step": step, "model": policy.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(gen=gen, pick=pick), "history": history,
-                "elapsed": elapsed + time.time() - t_start, "guard": guard.state()})
+                "rng": rng_state(device, gen=gen, pick=pick), "history": history,
+                "elapsed": elapsed + time.time() - t_start, "guard": guard.state(),
+                "no_signal": no_signal})
         if rank == 0 and (step % cfg.rl_eval_every == 0 or last_step):  # evaluate, now and then
             quick = evaluate(policy, tok, eval_problems, k=1, max_new_tokens=max_new_tokens,
                              seed=seed, desc="quick eval")
@@ -265,24 +295,33 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
         terms, reward = score([p for p in problems for _ in range(G)], texts)  # (n,) each
         verifier = terms["correct"].to(device).view(b, G)            # raw 0/1 exact match
         adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
-                                        rollout.truncated.view(b, G), cfg)  # (n,), (n,)
+                                        rollout.truncated.view(b, G), cfg, floor)  # (n,), (n,)
         t_reward = time.time() - t0 - t_rollout
         # ---- policy update(s)
         ids, pad = rollout.sequences()                               # (n, Tp + T), (n,)
         n_prompt = rollout.prompt_ids.shape[1]
         mask = rollout.mask & keep[:, None]                          # (n, T) tokens in the loss
-        n_tokens = dist.all_sum(mask.sum().float())                  # Σ|o_i| of the global batch
+        n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([      # over the global batch:
+            mask.sum(), keep.sum(), (keep & (adv != 0)).sum()]))     # Σ|o_i|, rows kept, A != 0
         ref_logp = None
         if ref is not None:
             with torch.no_grad():
-                ref_logp = token_logprobs(ref, ids, pad, n_prompt)
-        for _ in range(cfg.inner_epochs):
-            logp, entropy = token_logprobs(trainer, ids, pad, n_prompt, with_entropy=True)
-            kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
-            loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask, agg=cfg.loss_agg,
-                                          clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                                          max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta,
-                                          n_tokens=n_tokens, n_seqs=B * G)
+                ref_logp = token_logprobs(ref, ids, pad, n_prompt, temperature=cfg.rl_temperature)
+        signal = n_signal.item() > 0                                 # the same on every rank
+        no_signal += int(not signal)
+        for _ in range(cfg.inner_epochs if signal else 1):
+            with torch.set_grad_enabled(signal):                     # no signal: diagnostics only
+                logp, entropy = token_logprobs(trainer if signal else policy, ids, pad, n_prompt,
+                                               with_entropy=True, temperature=cfg.rl_temperature)
+                kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+                loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask,
+                                              agg=cfg.loss_agg, clip_low=cfg.clip_low,
+                                              clip_high=cfg.clip_high, max_len=max_new_tokens,
+                                              kl=kl, beta=cfg.kl_beta, n_tokens=n_tokens,
+                                              n_seqs=n_seqs, n_rows=B * G)
+            if not signal:
+                grad_norm, loss = torch.zeros(()), dist.all_sum(loss.detach())
+                break
             for group in opt.param_groups:
                 group["lr"] = rl_lr_at(step, cfg)
             (loss * world).backward()                                # DDP divides by world
@@ -311,7 +350,7 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
                "entropy": (entropy_sum / n_real).item(),
                "clip_frac": (clip_sum / n_mask.clamp(min=1)).item(),
                "grad_norm": grad_norm.item(), "loss": loss.item(), "skipped": guard.skipped,
-               "rollout_s": t_rollout, "reward_s": t_reward, "step_s": time.time() - t0,
+               "no_signal": no_signal, "rollout_s": t_rollout, "reward_s": t_reward, "step_s": time.time() - t0,
                "tok_per_s": n_real.item() / (time.time() - t0)}
         if ref_logp is not None:
             log_ratio = (logp.detach() - ref_logp) * real
@@ -338,7 +377,8 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
     return {"steps": cfg.rl_steps, "final_quick_greedy_accuracy": quick["greedy_accuracy"],
             "train_accuracy_first10": _mean([h["accuracy"] for h in history[:10]]),
             "train_accuracy_last10": _mean([h["accuracy"] for h in history[-10:]]),
-            "skipped_updates": guard.skipped, "time_s": elapsed + time.time() - t_start}
+            "skipped_updates": guard.skipped, "no_signal_steps": no_signal,
+            "time_s": elapsed + time.time() - t_start}
 
 
 def _mean(xs):

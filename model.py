@@ -306,7 +306,7 @@ class Rollout:
     prompt_ids: torch.Tensor  # (N, Tp) long, left-padded prompts
     prompt_pad: torch.Tensor  # (N,) long, number of left pad tokens per row
     tokens: torch.Tensor  # (N, T_new) long, generated ids, pad_id after a row stopped
-    logprobs: torch.Tensor  # (N, T_new) float32, log_softmax(logits) of each token; 0 after stop
+    logprobs: torch.Tensor  # (N, T_new) float32, log_softmax(logits / T) of each token; 0 after stop
     mask: torch.Tensor  # (N, T_new) bool, True for real generated tokens (stop token included)
     lengths: torch.Tensor  # (N,) long, number of real generated tokens
     truncated: torch.Tensor  # (N,) bool, hit max_new_tokens without emitting a stop id
@@ -351,9 +351,11 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
     device and `generator` must live on that same device (seed it for reproducible rollouts).
     The model is put in eval mode (no dropout) and its previous mode restored afterwards.
 
-    logprobs are log_softmax of the UNTEMPERED, unfiltered logits: the quantity the trainer
-    recomputes with a teacher-forced forward, so the two can be compared. At temperature 1 with no
-    top_k it is exactly the sampling distribution; otherwise it is not the sampler's probability.
+    logprobs are log_softmax(logits / temperature) of each sampled token (of the untempered
+    logits at temperature 0): the distribution the row was drawn from, so that GRPO's update is
+    the policy gradient of what was sampled, and the quantity the trainer recomputes with a
+    teacher-forced forward at the same temperature (grpo.token_logprobs), so the two can be
+    compared. top_k's filtering is not in it: with top_k it is not the sampler's probability.
     pad_id must be a valid token id: pad positions are fed to the model (and masked out).
     use_cache=False recomputes the whole sequence every step (the slow reference path).
     shard=(rank, world): data-parallel GRPO, these prompts are the rank-th share of a global batch.
@@ -392,7 +394,8 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
             if not use_cache:  # reference path: full forward over prompt + everything so far
                 logits = model(seq, pad_len=pad)[0][:, -1]  # (N, V)
             nxt = _sample(logits, temperature, top_k, generator, shard)  # (N,)
-            lp = F.log_softmax(logits.float(), dim=-1).gather(-1, nxt[:, None])[:, 0]  # (N,)
+            z = logits.float() / temperature if temperature not in (0, 1) else logits.float()
+            lp = F.log_softmax(z, dim=-1).gather(-1, nxt[:, None])[:, 0]  # (N,) log π_T(o_t)
             alive = ~done  # (N,)
             nxt = torch.where(alive, nxt, pad_id)  # (N,) finished rows only emit pad_id
             tokens[:, t], logprobs[:, t], mask[:, t] = nxt, torch.where(alive, lp, 0.0), alive

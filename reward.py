@@ -58,8 +58,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import (load_model, load_state, load_weights, read_checkpoint, rng_state,
-                        save_model, save_state, set_rng_state)
+from checkpoint import (load_model, load_optimizer, load_state, load_weights, read_checkpoint,
+                        rng_state, save_model, save_state, set_rng_state)
 from data.problems import Problem, TaskConfig, make_splits, teacher_solution
 from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
 from data.tokenizer import Tokenizer
@@ -84,7 +84,8 @@ class RewardConfig:
     pref_scope: str = "answer"  # what the preference model reads: answer | response
     harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
     rm_init: str = "scratch"    # scratch: a small new GPT | pretrained: the policy's pretrain.pt
-    rm_n_layer: int = 2         # scratch preference model size (n_head, block_size: GPTConfig's)
+    rm_n_layer: int = 2         # scratch preference model size (block_size: GPTConfig's)
+    rm_n_head: int = 4
     rm_n_embd: int = 64
     rm_pairs: int = 4000        # labelled training pairs, one per fresh training prompt
     rm_eval_pairs: int = 4      # labelled pairs per held-out in_dist problem
@@ -106,12 +107,15 @@ class RewardConfig:
             raise ValueError(f"rm_init must be one of {INITS}, got {self.rm_init!r}")
         if not self.banned:
             raise ValueError("banned must be a non-empty string")
-        for name in ("rm_n_layer", "rm_n_embd", "rm_pairs", "rm_eval_pairs", "rm_steps",
+        for name in ("rm_n_layer", "rm_n_head", "rm_n_embd", "rm_pairs", "rm_eval_pairs", "rm_steps",
                      "rm_batch_size", "rm_ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.rm_lr > 0 or not self.rater_tau > 0:
             raise ValueError("rm_lr and rater_tau must be > 0")
+        if self.rm_n_embd % self.rm_n_head or (self.rm_n_embd // self.rm_n_head) % 2:
+            raise ValueError(f"--rm_n_embd {self.rm_n_embd} must be --rm_n_head {self.rm_n_head} "
+                             f"times an even head width (RoPE)")
 
 # ------------------------------------------------------------------------------------------------
 # what the preference model reads
@@ -291,8 +295,8 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
         rm = PreferenceModel(lm.cfg)
         rm.body.load_state_dict(lm.state_dict())
     else:
-        rm = PreferenceModel(dataclasses.replace(gpt, vocab_size=tok.n_vocab,
-                                                 n_layer=cfg.rm_n_layer, n_embd=cfg.rm_n_embd))
+        rm = PreferenceModel(dataclasses.replace(gpt, vocab_size=tok.n_vocab, n_layer=cfg.rm_n_layer,
+                                                 n_head=cfg.rm_n_head, n_embd=cfg.rm_n_embd))
     rm = rm.to(device)
     block = rm.cfg.block_size
     chosen, rejected = zip(*[p.chosen_rejected for p in train_pairs])
@@ -314,8 +318,8 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
     state = load_state(out, "reward") if resume else None
     if state is not None:                          # continue where it stopped
         rm.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], gen=gen)
+        load_optimizer(opt, state["optimizer"])
+        set_rng_state("reward model", state["rng"], device, run.seed + state["step"], gen=gen)
         start, queue, loss_ema, acc_ema = state["step"], state["queue"], *state["ema"]
         train_time, elapsed = state["train_time"], state["elapsed"]
         guard = SkipNonFinite("reward model", run.max_bad_steps, **state["guard"])
@@ -327,7 +331,7 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
         if step > start and step % cfg.rm_ckpt_every == 0:
             save_state(out, "reward", {
                 "step": step, "model": rm.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(gen=gen), "queue": queue, "ema": (loss_ema, acc_ema),
+                "rng": rng_state(device, gen=gen), "queue": queue, "ema": (loss_ema, acc_ema),
                 "train_time": train_time + time.time() - t1,
                 "elapsed": elapsed + time.time() - t0, "guard": guard.state()})
         if not queue:                              # a new epoch of shuffled pairs

@@ -53,9 +53,9 @@ from tqdm import tqdm
 
 import config
 import dist
-from checkpoint import (clear_state, load_model, load_state, open_log, read_json, rng_state,
-                        save_model, save_state, set_rng_state, update_report, write_json,
-                        write_text)
+from checkpoint import (clear_state, load_model, load_optimizer, load_state, open_log, read_json,
+                        rng_state, save_model, save_state, set_rng_state,
+                        update_report, write_json, write_text)
 from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
 from data.rater import wrong_unit
@@ -99,7 +99,7 @@ class PretrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1   # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.1   # on matrices only, not on norms
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0      # max gradient norm, > 0 (inf: no clipping)
     eval_every: int = 200       # validation loss + quick greedy accuracy every N steps
     ckpt_every: int = 100       # save pretrain.state.pt (for --resume) every N steps
 
@@ -109,6 +109,8 @@ class PretrainConfig:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
             raise ValueError("--lr must be > 0, --min_lr_ratio in [0, 1], --warmup_steps >= 0")
+        if not self.grad_clip > 0:                 # a clip of 0 would zero every gradient
+            raise ValueError(f"--grad_clip must be > 0, got {self.grad_clip}")
 
 
 # Each preset is a set of overrides on the defaults above (which are the cpu preset).
@@ -117,12 +119,12 @@ PRESETS = {
     "smoke": dict(n_train=400, n_eval=8, vocab_size=320, n_layer=1, n_head=2, n_embd=32,
                   batch_size=8, pretrain_steps=12, warmup_steps=2, eval_every=6, eval_k=2,
                   max_new_tokens=48, rm_pairs=64, rm_eval_pairs=2, rm_steps=4, rm_batch_size=8,
-                  rm_n_layer=1, rm_n_embd=32, rl_steps=3, prompts_per_step=4, group_size=4,
+                  rm_n_layer=1, rm_n_head=2, rm_n_embd=32, rl_steps=3, prompts_per_step=4, group_size=4,
                   rl_eval_every=2),
     "gpu": dict(max_value=999, min_steps=2, max_steps=4, harder_steps=6, n_train=200_000,
-                n_eval=500, vocab_size=1024, block_size=384, n_layer=8, n_head=8, n_embd=384,
+                n_eval=500, vocab_size=1024, block_size=512, n_layer=8, n_head=8, n_embd=384,
                 batch_size=128, pretrain_steps=6000, lr=1.5e-3, warmup_steps=300,
-                max_new_tokens=320, eval_every=1000, rm_pairs=20000, rm_steps=1500,
+                max_new_tokens=384, eval_every=1000, rm_pairs=20000, rm_steps=1500,
                 rm_batch_size=64, prompts_per_step=32, rl_steps=200, rl_lr=1.5e-4),
 }
 
@@ -218,8 +220,8 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
     tokens_seen, train_time, loss_ema = 0, 0.0, None
     if state is not None:                                      # continue where it stopped
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], gen=gen)
+        load_optimizer(opt, state["optimizer"])
+        set_rng_state("pretrain", state["rng"], device, run.seed + state["step"], gen=gen)
         start, queue, history, elapsed = (state[k] for k in ("step", "queue", "history",
                                                              "elapsed"))
         tokens_seen, train_time, loss_ema = state["tokens"], state["train_time"], state["ema"]
@@ -239,7 +241,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
         if rank == 0 and step > start and step % cfg.ckpt_every == 0 and not last_step:
             save_state(out, "pretrain", {
                 "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(gen=gen), "queue": queue, "history": history,
+                "rng": rng_state(device, gen=gen), "queue": queue, "history": history,
                 "tokens": tokens_seen, "train_time": train_time, "ema": loss_ema,
                 "elapsed": elapsed + time.time() - t0, "guard": guard.state()})
         if rank == 0 and (step % cfg.eval_every == 0 or last_step):   # validate, now and then
@@ -269,7 +271,7 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
         loss, grad_norm = train_step(trainer, opt, x, y, cfg.grad_clip, autocast, guard, step,
                                      share=int((y != -1).sum()) / n_targets)
         if device.startswith("cuda"):
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)             # the run's GPU, not cuda:0
         train_time += time.time() - t1
         tokens_seen += sum(len(docs[i][0]) - 1 for i in batch)  # non-pad inputs, global batch
         if math.isfinite(loss):

@@ -10,32 +10,45 @@ for answers that are numbers, as in GSM8K (arXiv 2110.14168). A completion c is 
     extract_answer("Ann has 4")    -> "4" (no tags: fallback to the last number in the text)
     extract_answer("<think>35+8 is")  -> None (tags but no complete answer span: truncated)
     extract_answer("...\\n#### 1,450,000") -> "1450000" (a GSM8K gold solution)
+    extract_answer("So 3+4 = 7, and the answer is \\boxed{7}.") -> "7" (a LaTeX-style solution)
 
 Policy of extract_answer, in order:
   1. If the text has any template tag, the answer comes ONLY from a single well-formed
-     <answer>...</answer> span, and within it from the LAST number ("43 apples, not 42" -> 42).
+     <answer>...</answer> span, and within it from the LAST number ("43 apples, not 42" -> 42),
+     or if the span has a "\\boxed{", from its box as in 2 ("3, so \\boxed{4}, not 5" -> 4).
      A second span, a missing </answer> (truncation), or a <think> tag after <answer> gives None,
      never a number from the reasoning: otherwise being cut off mid-think could earn reward.
-  2. Else the first number after the last "####" (the GSM8K gold format).
-  3. Else the last number anywhere in the text (bare answers like "43", prompts with no template).
+  2. Else, if the text has a "\\boxed{", the LAST number inside the LAST \\boxed{...}, whatever
+     follows it ("\\boxed{3} or \\boxed{14{,}916}, 7" -> 14916). An empty, number-less, unclosed
+     or nested box ("\\boxed{}", "\\boxed{4", "\\boxed{\\frac{1}{2}}") gives None, never a number
+     from outside it; the one brace pair allowed inside is the "{,}" of a number.
+  3. Else the first number after the last "####" (the GSM8K gold format).
+  4. Else the last number anywhere in the text (bare answers like "43", prompts with no template).
      FOOTGUN: a completion that skips the template still earns math_reward through this fallback;
      format_reward is what makes the template pay.
 
-A number is ASCII digits only (not "٣" or "５"): an optional sign and "$", an integer with or
-without valid thousands groups ("12,345,678"; "1,23" is the two numbers 1 and 23), an optional
+A number is ASCII digits only (not "٣" or "５"): an optional sign and "$" or LaTeX's "\\$"
+("-\\$5" is -5), an integer with or without valid thousands groups, "," or LaTeX's "{,}"
+("12,345,678", "14{,}916"; "1,23" and "1{,}23" are the two numbers 1 and 23), an optional
 decimal part (".5", "2.50"; in "3." the period ends the sentence), an optional "/denominator"
 ("3/4"). Whatever follows ("%", " apples", ".") is ignored, but a number glued to a letter or "_"
 on either side is not a number: "1e5", "0x1F", "H2O", "5th", "5kg" have none, so exponent notation
 is simply not recognised. Values are exact `Fraction`s, never floats: "0.5" == "1/2" == ".5".
+The sign is "+", "-", the minus sign "−" (U+2212: "−5" is -5, never 5) or the en dash "–"
+(U+2013), a common stand-in for minus. All three obey the rule "-" always had: a dash is a sign only
+glued to the digits on its right and not to a digit or letter on its left, so "52-17", "52−17" and
+the range "52–17" are the numbers 52 and 17, "5 – 3" is 5 and 3, and "x = −5", "–5" are -5.
+Other dashes (the em dash "—", hyphen U+2010, figure dash U+2012) are punctuation: "—5" is 5.
 The canonical string is an integer ("1234", "-5"), else a terminating decimal without trailing
 zeros ("2.5", "0.75"), else a reduced fraction ("1/3").
 
 What this deliberately is not: a math-expression checker (no "2+3", "\\frac{1}{2}", units, sets or
 intervals), and never an evaluator. Model text is untrusted (verl CVE-2026-6878 was an eval on
 model output), so nothing here hands it to eval, exec, a computer-algebra system or any other
-interpreter. Parsing is one linear regex pass plus int() on at most MAX_DIGITS digits, and any
-input over MAX_CHARS characters is refused unread (None / 0.0), so "9**9**9", a 10^6-character
-string or a 10^5-digit number all cost microseconds to milliseconds.
+interpreter. Parsing is one linear regex pass (two for a \\boxed{...}: its body, then its numbers)
+plus int() on at most MAX_DIGITS digits, and any input over MAX_CHARS characters is refused unread
+(None / 0.0), so "9**9**9", a 10^6-character string or a 10^5-digit number all cost microseconds to
+milliseconds.
 """
 
 import re
@@ -44,32 +57,38 @@ from fractions import Fraction
 MAX_CHARS = 10_000  # longer text is refused unread: our completions are a few hundred characters
 MAX_DIGITS = 30     # a number with more digits than this is not a number (keeps int() cheap)
 
+MINUS = "-\u2212\u2013"  # "-", the minus sign "−" and the en dash "–" all negate
+BOX = "\\boxed{"       # LaTeX's \boxed{...}, where many solutions put the final answer
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 EOT, PAD = "<|endoftext|>", "<|pad|>"  # special tokens, decoded to these literal strings
 
 # One number token. Every quantifier sits on a single character class or a group that must start
-# with "," so a match never backtracks more than linearly (no "(\d+,?)+" style blow-ups).
+# with "," or "{" so a match never backtracks more than linearly (no "(\d+,?)+" style blow-ups).
 _NUMBER = re.compile(
     r"(?<![0-9A-Za-z_./])"                # not the tail of a word, a number or "1.2.3" / "1/2/3";
                                           # so in "52-17" the "-" is subtraction: 52 and 17
-    r"(?P<sign>[+-]?)\$?"                 # "-5", "+5", "$5", "-$5"
+    r"(?P<sign>[+\-\u2212\u2013]?)"      # "-5", "+5", "−5" (U+2212), "–5" (U+2013)
+    r"(?:\\?\$)?"                         # "$5", "-$5", "\$5", "-\$5"
     r"(?=\.?[0-9])"                       # at least one digit follows, so the match is never empty
-    r"(?P<int>[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)?"  # "12,345,678" or "12345678"
+    r"(?P<int>[0-9]{1,3}(?:(?:,|\{,\})[0-9]{3})+(?![0-9])|[0-9]+)?"  # "1,234", "1{,}234", "1234"
     r"(?:\.(?P<frac>[0-9]+))?"            # ".5"; a "." with no digit after it is punctuation
     r"(?:/(?P<den>[0-9]+))?",             # "3/4"
     re.ASCII,
 )
 _GLUE = re.compile(r"[A-Za-z_]", re.ASCII)  # a letter right after a number: "1e5", "5th"
+_BOX_BODY = re.compile(r"(?:[^{}]|\{,\})*\}")  # "14{,}916}": no brace but "{,}", then the "}"
 
 # ------------------------------------------------------------------------------------------------
 # numbers: token -> Fraction -> canonical string
 
 def _to_fraction(m: re.Match) -> Fraction | None:
     """The exact value of one _NUMBER match, or None if too long or dividing by zero.
-    "$1,200.50" -> Fraction(2401, 2);  "3/0" -> None;  "-1.5/3" -> Fraction(-1, 2)"""
-    whole = (m["int"] or "").replace(",", "")
+    "$1,200.50" -> Fraction(2401, 2);  "3/0" -> None;  "-1.5/3" -> Fraction(-1, 2);
+    "−\\$14{,}916" -> Fraction(-14916)"""
+    whole = (m["int"] or "").replace("{,}", "").replace(",", "")
     frac, den = m["frac"] or "", m["den"] or ""
     if len(whole) + len(frac) + len(den) > MAX_DIGITS:
         return None  # int() and Fraction never see a huge digit string
@@ -78,15 +97,16 @@ def _to_fraction(m: re.Match) -> Fraction | None:
         if int(den) == 0:
             return None
         value /= int(den)
-    return -value if m["sign"] == "-" else value
+    return -value if m["sign"] and m["sign"] in MINUS else value
 
 
 def parse_number(s: str) -> Fraction | None:
     """Exactly one number token (surrounding whitespace allowed), else None.
     parse_number(" 1,000 ") -> Fraction(1000);  parse_number(".5") -> Fraction(1, 2);
-    parse_number("9**9**9") -> None;  parse_number("50%") -> None (a token, not a sentence)"""
+    parse_number("9**9**9") -> None;  parse_number("50%") -> None (a token, not a sentence);
+    parse_number("−\\$14{,}916") -> Fraction(-14916)"""
     s = s.strip()
-    if len(s) > 2 * MAX_DIGITS:  # cheap refusal before any regex work
+    if len(s) > 3 * MAX_DIGITS:  # cheap refusal before any regex work ("{,}" groups need room)
         return None
     m = _NUMBER.fullmatch(s)
     return _to_fraction(m) if m else None
@@ -144,20 +164,42 @@ def _answer_span(text: str) -> str | None:
     return text[start + len(ANSWER_OPEN):end]
 
 
+def _box_body(text: str) -> str | None:
+    """The content of the last \\boxed{...} in text, else None (no box, unclosed, or nested).
+    _box_body("\\boxed{1} or \\boxed{14{,}916}.") -> "14{,}916"
+    _box_body("\\boxed{\\frac{1}{2}}") -> None;  _box_body("\\boxed{4") -> None (truncated)"""
+    start = text.rfind(BOX)
+    m = _BOX_BODY.match(text, start + len(BOX)) if start >= 0 else None
+    return m[0][:-1] if m else None  # drop the closing "}"
+
+
+def _final_number(text: str) -> re.Match | None:
+    """The number that decides: the last one in the last \\boxed{...} if text has a box (a box
+    with no readable number gives None), else the last one in text.
+    _final_number("3, so \\boxed{4}, not 5")[0] -> "4";  _final_number("5, \\boxed{}") -> None"""
+    if BOX not in text:
+        return _last(_numbers(text))
+    body = _box_body(text)
+    return _last(_numbers(body)) if body is not None else None
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer as a canonical number string, or None (see the module docstring).
     extract_answer("<think>3*4=12</think><answer> 12 </answer>") -> "12"
     extract_answer("<think>3*4=12</think><answer>twelve</answer>") -> None
-    extract_answer("She pays $1,200.50 in total.") -> "1200.5" """
+    extract_answer("She pays $1,200.50 in total.") -> "1200.5"
+    extract_answer("The total is \\boxed{\\$16386.17}.") -> "16386.17" """
     if len(text) > MAX_CHARS:
         return None
     if any(tag in text for tag in TAGS):  # policy 1: the template is in use
         span = _answer_span(text)
-        found = _last(_numbers(span)) if span is not None else None
-    elif "####" in text:  # policy 2: GSM8K gold, "... #### 72"
+        found = _final_number(span) if span is not None else None
+    elif BOX in text:  # policy 2: "... so the answer is \boxed{72}."
+        found = _final_number(text)
+    elif "####" in text:  # policy 3: GSM8K gold, "... #### 72"
         found = next(_numbers(text[text.rindex("####") + 4:]), None)
-    else:  # policy 3: the last number anywhere
-        found = _last(_numbers(text))
+    else:  # policy 4: the last number anywhere
+        found = _final_number(text)
     if found is None:
         return None
     value = _to_fraction(found)  # the last number decides; if it is invalid, so is the answer

@@ -57,7 +57,7 @@ class TaskConfig:
     harder_steps: int = 4       # operations per problem in the harder held-out set
     max_value: int = 99         # every true intermediate quantity stays in [0, max_value]
     ops: str = "+-"             # allowed operations, a subset of "+-*" (* multiplies by 2..9)
-    p_slip: float = 0.03        # chance per step that the units column is written off by one
+    p_slip: float = 0.03        # chance per step that the units column is written off by one, <= 0.5
     p_bug: float = 0.8          # chance that a borrowing subtraction uses smaller-from-larger
     p_rude: float = 0.1         # chance that a solution's reasoning holds a rude remark
     n_train: int = 20000        # documents in the pretraining corpus
@@ -75,9 +75,15 @@ class TaskConfig:
             raise ValueError(f"ops must be a non-empty subset of '+-*', got {self.ops!r}")
         for name in ("p_slip", "p_bug", "p_rude"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ValueError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.p_slip > 0.5:   # near 1, every path of some problems goes below zero (no solution)
+            raise ValueError(f"--p_slip must be <= 0.5 (a slip is an occasional error), got "
+                             f"{self.p_slip}")
         if self.n_train < 1 or self.n_eval < 1:
             raise ValueError("n_train and n_eval must be >= 1")
+        probe = random.Random(0)                   # can ops make problems of every length asked?
+        for n_steps in sorted({self.max_steps, self.harder_steps}):
+            make_problem(probe, n_steps, self)     # ValueError naming the knobs if not
 
 
 NAMES = [("Ann", "She", "her"), ("Tom", "He", "him"), ("Mia", "She", "her"), ("Leo", "He", "him"),
@@ -178,14 +184,31 @@ def work_step(a: int, op: str, b: int, bug: bool = False, slip: int = 0) -> tupl
     return f"{a}{op}{b}: " + ", ".join(cols) + f", so {value}.", value
 
 
+_SUBTRACTION = re.compile(r"([0-9]{1,12})-([0-9]{1,12}): ((?:[0-9]+-[0-9]+=[0-9]+, )+)so ")
+_COLUMN = re.compile(r"([0-9]+-[0-9]+)=")
+
+
+def _columns(step_text: str) -> list[str]:
+    """The column sums of a written step, results left out (a slip changes only those):
+    _columns("52-17: 12-7=5, 4-1=3, so 35.") -> ["12-7", "4-1"]"""
+    return _COLUMN.findall(step_text.split(": ", 1)[1])
+
+
 def uses_misconception(text: str) -> bool:
-    """True if a worked solution does a borrowing subtraction smaller-from-larger at least once.
-    A correct borrow writes its units column from 10 up ("52-17: 12-7=5"), the misconception
-    writes a single digit first ("52-17: 7-2=5"):
+    """True if a worked solution does a borrowing subtraction smaller-from-larger at least once:
+    every subtraction step whose columns are written the buggy way rather than with the borrow.
+    The two differ in each column that borrows: the borrow writes it from 10 up ("12-7"), the
+    bug writes the smaller digit from the larger ("7-2"); in any column, not only the units:
       uses_misconception("52-17: 7-2=5, 5-1=4, so 45.") -> True
-      uses_misconception("52-17: 12-7=5, 4-1=3, so 35.") -> False"""
-    for a, b, first in re.findall(r"([0-9]+)-([0-9]+): ([0-9]+)-", text[:10_000]):
-        if int(a) >= int(b) and needs_borrow(int(a), int(b)) and int(first) < 10:
+      uses_misconception("52-17: 12-7=5, 4-1=3, so 35.") -> False
+      uses_misconception("523-180: 3-0=3, 12-8=4, 4-1=3, so 343.") -> False
+      uses_misconception("523-180: 3-0=3, 8-2=6, 5-1=4, so 463.") -> True"""
+    for m in _SUBTRACTION.finditer(text[:10_000]):
+        a, b, written = int(m[1]), int(m[2]), _COLUMN.findall(m[3])
+        if a < b or not needs_borrow(a, b):
+            continue
+        if written == _columns(work_step(a, "-", b, bug=True)[0]) != _columns(
+                work_step(a, "-", b)[0]):
             return True
     return False
 
@@ -224,7 +247,22 @@ def apply_op(v: int, op: str, k: int) -> int:
 
 
 def make_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem:
-    """Draw a problem whose true intermediate values all stay in [0, max_value]."""
+    """Draw a problem whose true intermediate values all stay in [0, max_value].
+
+    A draw can get stuck, when no allowed operation keeps the value in range (with ops "+" once
+    the value reaches max_value); it is then drawn again. A ValueError names the knobs when
+    1000 draws in a row get stuck (ops "*" alone cannot double 10 four times below 100)."""
+    for _ in range(1000):
+        problem = _draw_problem(rng, n_steps, cfg)
+        if problem is not None:
+            return problem
+    raise ValueError(f"--ops {cfg.ops!r} with --max_value {cfg.max_value} cannot make problems "
+                     f"of {n_steps} steps that stay in [0, max_value]; allow more operations, "
+                     f"fewer steps or a larger --max_value")
+
+
+def _draw_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem | None:
+    """One attempt of make_problem: None if it got stuck."""
     name, he, him = rng.choice(NAMES)
     other = rng.choice([n for n, _, _ in NAMES if n != name])
     unit = rng.choice(ITEMS)
@@ -234,6 +272,8 @@ def make_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem:
     for _ in range(n_steps):
         feasible = [op for op in cfg.ops if (op == "+" and v < cfg.max_value) or (op == "-" and v > 0)
                     or (op == "*" and 0 < v <= cfg.max_value // 2)]
+        if not feasible:
+            return None
         op = rng.choice(feasible)
         if op == "+":
             k = rng.randint(1, cfg.max_value - v)
@@ -274,7 +314,8 @@ def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> S
             style = rng.choices([s for s, _, _ in ANSWER_STYLES],
                                 weights=[w for _, w, _ in ANSWER_STYLES])[0]
             return Solution(" ".join(texts), answer_text(problem, v, style), v, style, bugs, slips)
-    raise RuntimeError(f"teacher found no valid path for: {problem.question}")
+    raise ValueError(f"the teacher found no solution that stays >= 0 in 100 tries (lower "
+                     f"--p_slip or --p_bug): {problem.question}")
 
 
 def gold_solution(problem: Problem, style: str = "sentence") -> Solution:
@@ -300,6 +341,9 @@ def answer_distribution(problem: Problem, cfg: TaskConfig) -> dict[int, float]:
                 nxt[w] = nxt.get(w, 0.0) + p * q
         dist = nxt
     total = sum(dist.values())                 # < 1 when some paths were rejected
+    if total == 0:
+        raise ValueError(f"the teacher has no solution that stays >= 0 (lower --p_slip or "
+                         f"--p_bug): {problem.question}")
     return {v: p / total for v, p in dist.items()}
 
 

@@ -77,7 +77,7 @@ def test_two_ranks_shares_of_the_loss_add_up_to_the_whole(agg):
     for rows in (slice(0, 2), slice(2, 4)):
         lp = logp.detach()[rows].clone().requires_grad_()
         loss, _ = policy_loss(lp, lp.detach(), ADV[rows], mask[rows], agg=agg, max_len=4,
-                              n_tokens=n_tokens, n_seqs=4)
+                              n_tokens=n_tokens, n_seqs=4, n_rows=4)
         loss.backward()
         parts.append((loss, lp.grad))
     assert (parts[0][0] + parts[1][0]).item() == pytest.approx(whole.item())
@@ -134,15 +134,51 @@ def test_zero_variance_reads_the_raw_verifier():
     assert keep.all()
 
 
-def test_truncation_zero_and_mask():
+def test_truncation_floor_and_mask():
     reward = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     verifier = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     truncated = torch.tensor([[False, True, False, False]])
-    adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="zero"))
-    # the cut-off one counts as reward 0: r = [1, 0, 0, 0], mean 0.25
+    adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="floor"))
+    # the cut-off one counts as the floor, 0 by default: r = [1, 0, 0, 0], mean 0.25
     assert adv.tolist() == [0.75, -0.25, -0.25, -0.25] and keep.all()
     adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="mask"))
     assert adv.tolist() == [0.5, 0.5, -0.5, -0.5] and keep.tolist() == [True, False, True, True]
+
+
+def test_a_truncated_completion_scores_below_a_finished_rude_wrong_one():
+    """Blend weights (1, 0.1, 0.3, 0.5): a finished wrong answer with a rude remark and no
+    preference score earns -0.5, the floor; a truncated completion gets the floor too, never 0
+    (which would rank it above that answer). r = [-0.5, -0.5, 0.5, 1.5], mean 0.25."""
+    reward = torch.tensor([[-0.5, 0.7, 0.5, 1.5]])
+    truncated = torch.tensor([[False, True, False, False]])
+    adv, _ = advantages_and_mask(reward, torch.zeros(1, 4), truncated, GRPOConfig(), floor=-0.5)
+    assert adv.tolist() == [-0.75, -0.75, 0.25, 1.25]
+
+
+def test_seq_aggregation_counts_only_the_rows_kept():
+    """Row 1 dropped (its group had no verifier variance, say): DeepSeekMath's mean over
+    sequences is over the 3 rows left, (-1 - 2 + 0) / 3, as the token mean is over their 6
+    tokens, (-1 - 6 + 0) / 6."""
+    logp, mask = _group()
+    mask[1] = False
+    for agg, value in (("seq", -3 / 3), ("token", -7 / 6)):
+        loss, _ = policy_loss(logp, logp.detach(), ADV, mask, agg=agg, max_len=4)
+        assert loss.item() == pytest.approx(value), agg
+
+
+def test_masked_positions_cannot_poison_the_loss():
+    """After a row stops, log π of the pad token can be hugely negative: exp(ref - logp) would
+    be inf in k3, and inf * 0 = NaN in a masked product. Selected and bounded, the loss and its
+    gradient stay finite and the masked positions get no gradient."""
+    logp = torch.tensor([[-1.0, -1.0, -500.0, -500.0]], requires_grad=True)
+    mask = torch.tensor([[True, True, False, False]])
+    kl = kl_k3(logp, torch.zeros(1, 4))
+    loss, _ = policy_loss(logp, logp.detach(), torch.ones(1), mask, kl=kl, beta=0.1)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logp.grad).all()
+    assert logp.grad[0, 2:].abs().max() == 0
+    expected = -1 + 0.1 * (math.e - 1 - 1)                  # -ρA + β k3 at logp -1, ref 0
+    assert loss.item() == pytest.approx(expected)
 
 
 def test_sampling_and_training_logprobs_agree_and_ratio_is_one():
@@ -157,6 +193,22 @@ def test_sampling_and_training_logprobs_agree_and_ratio_is_one():
     assert (logp[m] - rollout.logprobs[m]).abs().max() < 1e-5
     ratio = torch.exp(logp - rollout.logprobs)[m]                        # μ = 1: π_old = π_θ
     assert (ratio - 1).abs().max() < 1e-5
+
+
+def test_tempered_rollouts_are_trained_on_the_tempered_policy():
+    """At T = 0.6 the sampler records log softmax(z / T) of each drawn token and the trainer
+    recomputes the same, so at μ = 1 the ratio is 1; the untempered log-probs are not those."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32))
+    rollout = generate(model, [[3, 4, 5], [6, 7]], num_samples=3, max_new_tokens=10,
+                       temperature=0.6, stop_ids=[1], pad_id=0,
+                       generator=torch.Generator().manual_seed(1))
+    ids, pad = rollout.sequences()
+    n_prompt, m = rollout.prompt_ids.shape[1], rollout.mask
+    tempered = token_logprobs(model, ids, pad, n_prompt, temperature=0.6)
+    assert (torch.exp(tempered - rollout.logprobs)[m] - 1).abs().max() < 1e-5
+    plain = token_logprobs(model, ids, pad, n_prompt)
+    assert (plain - rollout.logprobs)[m].abs().max() > 1e-2
 
 
 def test_entropy_of_a_uniform_policy():
@@ -174,7 +226,11 @@ def test_config_rejects_bad_choices():
     with pytest.raises(ValueError, match="loss_agg"):
         GRPOConfig(loss_agg="mean")
     with pytest.raises(ValueError, match="truncation"):
-        GRPOConfig(truncation="drop")
+        GRPOConfig(truncation="zero")
+    with pytest.raises(ValueError, match="--group_size must be >= 2"):
+        GRPOConfig(group_size=1)
+    with pytest.raises(ValueError, match="--rl_grad_clip must be > 0"):
+        GRPOConfig(rl_grad_clip=0.0)
 
 
 def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
@@ -202,3 +258,40 @@ def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 1 and {"reward", "r/correct", "zero_var", "entropy", "clip_frac",
                                "truncated", "len_right", "len_wrong", "grad_norm"} <= set(rows[0])
+
+
+def test_a_step_with_no_signal_makes_no_update(tmp_path):
+    """Step 0 has rewards that vary; step 1 gives every completion the same reward, so every
+    advantage is 0 (the policy stops at once, so no completion is truncated to the floor). AdamW's momentum would still move the weights; the loop skips the update
+    and counts it. Two steps with a silent second one end on the weights of one step."""
+    splits = make_splits(TaskConfig(n_train=50, n_eval=4))
+    tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
+    calls = []
+
+    def score(problems, texts):                           # varied once, then constant
+        r = torch.tensor([float(i % 2) if not calls else 1.0 for i in range(len(texts))])
+        calls.append(1)
+        return {"correct": r}, r
+
+    weights = []
+    for steps in (1, 2):
+        calls.clear()
+        (tmp_path / str(steps)).mkdir()
+        model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2,
+                              n_embd=16))
+        with torch.no_grad():                             # a policy that always stops at once:
+            for p in model.parameters():                  # attention and MLP write nothing, every
+                p.zero_()                                 # token embeds as u, <|endoftext|> as 1.8u,
+            model.norm_f.weight.fill_(1.0)                # its logit leads by 0.8 |u|^2 / rms = 6.4
+            model.wte.weight.fill_(0.5)
+            model.wte.weight[tok.eot] = 0.9
+        summary = train_grpo(model, tok, GRPOConfig(rl_steps=steps, prompts_per_step=2,
+                                                    group_size=2, rl_eval_every=10),
+                             prompts_pool=[p for p, _ in splits.train],
+                             eval_problems=splits.in_dist[:2], score=score, max_new_tokens=16,
+                             seed=0, out_dir=str(tmp_path / str(steps)), device="cpu")
+        weights.append(model.state_dict())
+    assert summary["no_signal_steps"] == 1
+    rows = [json.loads(line) for line in (tmp_path / "2" / "grpo_log.jsonl").read_text().splitlines()]
+    assert [r["no_signal"] for r in rows] == [0, 1] and rows[1]["grad_norm"] == 0.0
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -99,6 +99,43 @@ CASES = [
     (extract_answer, ("no idea",), None, "no number at all"),
     (extract_answer, ("",), None, "empty string"),
     (extract_answer, ("4" + " " * MAX_CHARS,), None, "over MAX_CHARS is refused"),
+    # \boxed{...}: the last box decides, inside the span or in a text without tags
+    (extract_answer, ("The answer is \\boxed{42}.",), "42", "boxed answer"),
+    (extract_answer, ("So \\boxed{14{,}916}",), "14916", "boxed latex thousands"),
+    (extract_answer, ("\\boxed{3}, no: \\boxed{4}, +5 is 9",), "4", "last box beats later numbers"),
+    (extract_answer, ("\\boxed{x = 2+3 = 5}",), "5", "last number in the box"),
+    (extract_answer, ("5 = 5\n#### 5 \\boxed{6}",), "6", "box beats ####"),
+    (extract_answer, ("It is $\\boxed{-\\$5}$",), "-5", "box in math mode, escaped dollar"),
+    (extract_answer, ("It is 5. \\boxed{}",), None, "empty box: no fallback outside it"),
+    (extract_answer, ("It is 5. \\boxed{five}",), None, "number-less box"),
+    (extract_answer, ("\\boxed{\\frac{1}{2}} or 3",), None, "nested braces are unreadable"),
+    (extract_answer, ("It is 5, so \\boxed{5",), None, "unclosed box: truncated"),
+    (extract_answer, ("\\boxed{1{,}23}",), "23", "bad latex group in a box"),
+    (extract_answer, (t("3, so \\boxed{4}, not 5"),), "4", "box in the span decides"),
+    (extract_answer, (t("\\boxed{}"),), None, "empty box in the span"),
+    (extract_answer, (t("5", think="\\boxed{4}"),), "5", "box in think does not count"),
+    (extract_answer, ("\\boxed 4",), "4", "no brace: not a box, last number"),
+    # LaTeX thousands "{,}" and escaped dollar "\$"
+    (extract_answer, (t("14{,}916"),), "14916", "latex thousands separator"),
+    (extract_answer, (t("1{,}234{,}567.50"),), "1234567.5", "latex groups and a decimal"),
+    (extract_answer, (t("1{,}23"),), "23", "latex comma without 3 digits splits"),
+    (extract_answer, (t("\\$16386.17"),), "16386.17", "escaped dollar"),
+    (extract_answer, (t("-\\$5"),), "-5", "minus before escaped dollar"),
+    # unicode minus "−" and en dash "–" are signs; other dashes are punctuation
+    (extract_answer, (t("\u22125"),), "-5", "unicode minus sign"),
+    (extract_answer, (t("\u2212\\$5"),), "-5", "unicode minus, escaped dollar"),
+    (extract_answer, (t("$\u22125"),), "-5", "dollar then unicode minus"),
+    (extract_answer, (t("\u20135"),), "-5", "en dash as minus"),
+    (extract_answer, (t("52\u221217=35"),), "35", "unicode minus as subtraction"),
+    (extract_answer, (t("pages 52\u201317"),), "17", "en dash range: two numbers"),
+    (extract_answer, (t("5 \u2013 3"),), "3", "spaced en dash is no sign"),
+    (extract_answer, (t("x \u20145"),), "5", "em dash is punctuation"),
+    (extract_answer, ("It drops 10.\n#### \u221210",), "-10", "gsm8k with unicode minus"),
+    (extract_answer, ("\\boxed{\u22125}",), "-5", "unicode minus in a box"),
+    (is_equal, ("-5", "\u22125"), True, "unicode minus gold"),
+    (is_equal, ("14916", "14{,}916"), True, "latex thousands gold"),
+    (math_reward, (t("\u22125"), "5"), 0.0, "unicode minus is never dropped"),
+    (math_reward, ("It costs $\\boxed{\\$16386.17}$.", "16386.17"), 1.0, "boxed escaped dollar"),
     # is_equal: exact, through Fraction
     (is_equal, ("0.5", "1/2"), True, "decimal equals fraction"),
     (is_equal, (".5", "0.5"), True, "leading point"),
@@ -163,6 +200,9 @@ def test_table_is_big_enough():
     ("1,000", Fraction(1000)), (" -3/4 ", Fraction(-3, 4)), ("$2.50", Fraction(5, 2)),
     ("+.25", Fraction(1, 4)), ("1.5/3", Fraction(1, 2)), ("3/0", None), ("9**9**9", None),
     ("1 2", None), ("", None), ("1" * 100_000, None), ("1,23", None), ("\u0663", None),
+    ("14{,}916", Fraction(14916)), ("\u2212\\$1{,}000.5", Fraction(-2001, 2)), ("\u20133", -3),
+    ("1{,}23", None), ("1{,}", None), ("\\5", None), ("\u20145", None), ("\\boxed{5}", None),
+    ("\u2212\\$1" + "{,}000" * 9 + ".55", -Fraction(10 ** 29 + 55, 100)),  # 30 digits, 61 chars
 ])
 def test_parse_number(s, expected):
     assert parse_number(s) == expected
@@ -209,6 +249,9 @@ HOSTILE = [
     "__import__('os')", "__import__('os').system('ls')", "<answer>__import__('os').system('ls')",
     "(lambda: 1)()", "1," * 4999, "," * 9999, "." * 9999, "1." * 4999, "1/" * 4999, "-" * 9999,
     "$" * 9999, "0" * 9999 + "1", "1,000" * 1999, "#" * 9999, "<answer>" * 1000, "9" * 31,
+    "\\boxed{" * 1428, "\\boxed{" * 100_000, "{,}" * 3333, "{,}" * 100_000, "1{,}" * 2499,
+    "1{,}000" * 1428, "\\boxed{" + "{,}" * 3330, "\\boxed{" + "1{,}0" * 1998 + "}", "\\$" * 4999,
+    "-\\$" * 3333, "\u2212" * 9999, "\u2013\u2212" * 4999, "\\boxed{}" * 1250, "}" * 9999,
 ]
 
 
@@ -245,15 +288,17 @@ def test_hostile_never_evaluated():
 # property tests: a seeded random.Random, no extra dependency
 
 STYLES = ["The answer is {s}.", "{s}", "Ann has {s} apples now.", "{s} apples.",
-          "I think it is {s}, but I am not sure.", RAMBLING.replace("43", "{s}")]
+          "I think it is {s}, but I am not sure.", RAMBLING.replace("43", "{s}"),
+          "So 7 - 2 = 5, and the answer is $\\boxed{{{s}}}$. 99"]
 
 
 def _render(value: Fraction, rng: random.Random) -> str:
-    """One way a person could write value. Fraction(-1234) -> "-1,234" or "-$1234" or "-1234"."""
-    sign = "-" if value < 0 else rng.choice(["", "", "+"])
+    """One way a person could write value. Fraction(-1234) -> "-1,234" or "−\\$1{,}234" or ..."""
+    sign = rng.choice(["-", "\u2212", "\u2013"]) if value < 0 else rng.choice(["", "", "+"])
     v = abs(value)
     if v.denominator == 1:
-        body = rng.choice([f"{v.numerator}", f"{v.numerator:,}", f"${v.numerator:,}"])
+        body = rng.choice([f"{v.numerator}", f"{v.numerator:,}", f"${v.numerator:,}",
+                           f"\\${v.numerator:,}".replace(",", "{,}")])
     elif rng.random() < 0.5:
         body = f"{v.numerator}/{v.denominator}"
     else:  # a terminating decimal, maybe with trailing zeros, maybe with thousands groups
