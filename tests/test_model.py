@@ -353,14 +353,15 @@ def test_sampled_logprobs_equal_teacher_forced_logprobs(use_cache):
     torch.testing.assert_close(r.logprobs[r.mask], teacher[r.mask], rtol=0, atol=1e-5)
 
 
-def test_logprobs_are_untempered_and_top_k_filters():
+def test_logprobs_are_tempered_and_top_k_filters():
     m = tiny()
     r = generate(m, [[1, 2, 3, 4, 5], [6, 7]], num_samples=4, max_new_tokens=10, temperature=0.7,
                  top_k=5, generator=torch.Generator().manual_seed(2))
     ids, pad = r.sequences()
     logits = m(ids, pad_len=pad)[0][:, 4:-1]  # (N, T_new, V)
-    teacher = F.log_softmax(logits, -1).gather(-1, r.tokens[..., None])[..., 0]  # (N, T_new)
-    torch.testing.assert_close(r.logprobs, teacher, rtol=0, atol=1e-5)  # not log softmax(z / 0.7)
+    teacher = F.log_softmax(logits / 0.7, -1).gather(-1, r.tokens[..., None])[..., 0]  # (N, T_new)
+    torch.testing.assert_close(r.logprobs, teacher, rtol=0, atol=1e-5)  # log softmax(z / 0.7),
+    # before the top-k filter: the distribution GRPO trains (grpo.token_logprobs, temperature)
     top5 = logits.topk(5, dim=-1).indices  # (N, T_new, 5)
     assert (top5 == r.tokens[..., None]).any(-1).all()  # every sampled id was in the top 5
 
