@@ -93,8 +93,8 @@ class GRPOConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.group_size < 2:    # G = 1: every advantage is 0 (Dr. GRPO), or std = NaN (GRPO)
-            raise ValueError(f"--group_size must be >= 2: the baseline of a group is the mean of "
-                             f"its other samples' rewards, got {self.group_size}")
+            raise ValueError(f"--group_size must be >= 2: a lone sample is its group's mean, so "
+                             f"its advantage is always 0, got {self.group_size}")
         if self.rl_warmup < 0:
             raise ValueError(f"--rl_warmup must be >= 0, got {self.rl_warmup}")
         for name in ("rl_lr", "std_eps", "rl_temperature", "rl_grad_clip"):

@@ -53,10 +53,11 @@ from tqdm import tqdm
 
 import config
 import dist
+import preflight
 from checkpoint import (clear_state, load_model, load_optimizer, load_state, open_log, read_json,
-                        rng_state, save_model, save_state, set_rng_state,
+                        rng_state, save_model, save_state, set_rng_state, state_path,
                         update_report, write_json, write_text)
-from data.problems import (TaskConfig, imitation_ceiling, make_splits, teacher_solution,
+from data.problems import (Splits, TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
 from data.rater import wrong_unit
 from data.tokenizer import Tokenizer, train_bpe
@@ -64,8 +65,8 @@ from evaluate import evaluate
 from grpo import GRPOConfig, train_grpo
 from guard import NonFiniteError, SkipNonFinite
 from model import GPT, GPTConfig
-from reward import (RewardConfig, answer_span, blend, eval_scorers, load_reward_model,
-                    reward_terms, train_reward_model)
+from reward import (RewardConfig, answer_span, blend, blend_floor, eval_scorers,
+                    load_reward_model, reward_terms, train_reward_model)
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
 
@@ -183,30 +184,23 @@ def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, tor
 # stage: pretrain
 
 def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig,
-             out: str, device: str, resume: bool = False) -> dict:
+             out: str, device: str, splits: Splits, tok: Tokenizer, docs: list,
+             resume: bool = False) -> dict:
+    """Next-token pretraining on `docs` (the corpus `splits.train` rendered by `tok`, as
+    prepare_corpus makes them); saves the tokenizer beside pretrain.pt."""
     t0 = time.time()
     rank, world = dist.rank(), dist.world()
     state = load_state(out, "pretrain") if resume else None
-    # ---- corpus and tokenizer (rank 0 trains the tokenizer, every rank reads its file)
-    splits = make_splits(task)
-    tok_path = os.path.join(out, "tokenizer.tiktoken")
     if rank == 0 and state is None:
-        Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train],
-                            gpt.vocab_size)).save(tok_path)
-    dist.barrier()
-    tok = Tokenizer.load(tok_path)
-    docs = [tok.render(p.prompt, s.think, s.answer_text) for p, s in splits.train]
+        tok.save(os.path.join(out, "tokenizer.tiktoken"))
     rng = random.Random(f"{task.task_seed}/val")
     val_docs = [tok.render(p.prompt, s.think, s.answer_text)
                 for p in splits.in_dist for s in [teacher_solution(p, rng, task)]]
     x_val, y_val = pack(val_docs, tok.pad)
     # bucket documents of similar length so a batch carries little padding; full batches only
     order = sorted(range(len(docs)), key=lambda i: len(docs[i][0]))
-    batches = [order[i:i + cfg.batch_size]
+    batches = [order[i:i + cfg.batch_size]     # preflight: batch_size <= n_train, world | it
                for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)]
-    if not batches or cfg.batch_size % world:
-        raise config.ConfigError(f"--batch_size {cfg.batch_size} must be <= --n_train "
-                                 f"{len(docs)} and a multiple of the {world} processes")
 
     # ---- model and optimiser, or the state of an interrupted run
     torch.manual_seed(run.seed)
@@ -303,12 +297,12 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
 # ------------------------------------------------------------------------------------------------
 # stages: grpo and eval (the reward stage is reward.train_reward_model)
 
-def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOConfig,
-               out: str, device: str, resume: bool = False) -> dict:
+def grpo_stage(run: RunConfig, rcfg: RewardConfig, gcfg: GRPOConfig, out: str, device: str,
+               splits: Splits, resume: bool = False) -> dict:
+    """GRPO from pretrain.pt on the corpus's questions (never a held-out one); saves rl.pt."""
     policy, tok, meta = load_model(out, "pretrain", device)
     rm = load_reward_model(out, device)[0] if rcfg.w_pref else None
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.kl_beta > 0 else None
-    splits = make_splits(task)                 # RL prompts: the corpus's questions, never held out
 
     def score(problems, texts):
         terms = reward_terms(problems, texts, rm, tok, rcfg, device)
@@ -317,7 +311,8 @@ def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOC
     summary = train_grpo(policy, tok, gcfg, prompts_pool=[p for p, _ in splits.train],
                          eval_problems=splits.in_dist[:64], score=score, ref=ref,
                          max_new_tokens=run.max_new_tokens, seed=run.seed, out_dir=out,
-                         device=device, resume=resume, max_bad_steps=run.max_bad_steps)
+                         device=device, resume=resume, max_bad_steps=run.max_bad_steps,
+                         floor=blend_floor(rcfg))
     if dist.rank() > 0:
         return {}
     save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain",
@@ -325,14 +320,13 @@ def grpo_stage(run: RunConfig, task: TaskConfig, rcfg: RewardConfig, gcfg: GRPOC
     return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}
 
 
-def evaluate_stage(run: RunConfig, task: TaskConfig, out: str, device: str,
+def evaluate_stage(run: RunConfig, out: str, device: str, splits: Splits,
                    resume: bool = False) -> dict:
-    """Every (model, split) pair in turn; each result is saved in eval.state.pt as it lands, so
-    an interrupted evaluation resumes at the next pair."""
+    """Every (model, split) pair in turn on the held-out sets; each result is saved in
+    eval.state.pt as it lands, so an interrupted evaluation resumes at the next pair."""
     t0 = time.time()
     state = (load_state(out, "eval") if resume else None) or {"results": {}, "elapsed": 0.0}
     results = state["results"]
-    splits = make_splits(dataclasses.replace(task, n_train=1))   # held-out sets only
     for name, ckpt in (("pretrained", "pretrain"), ("rl", "rl")):
         if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
             continue                                          # no GRPO stage in this run yet
@@ -406,19 +400,25 @@ def read_progress(path: str) -> dict:
     return progress
 
 
-def check_inputs(stages: list[str], out: str, rcfg: RewardConfig) -> None:
-    """Before anything is written: what the chosen stages read from earlier runs in `out` is
-    there, loads, and fits together (a missing, truncated or corrupt checkpoint, a tokenizer
-    from another run: one line, and the run directory untouched)."""
-    if "pretrain" not in stages and set(stages) & {"grpo", "eval"}:
-        load_model(out, "pretrain")
-    if "reward" not in stages and ("grpo" in stages and rcfg.w_pref or "eval" in stages
-                                   and os.path.exists(os.path.join(out, "reward.pt"))):
-        load_reward_model(out)
-    if "pretrain" not in stages and "reward" in stages:
-        Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
-    if "grpo" not in stages and "eval" in stages and os.path.exists(os.path.join(out, "rl.pt")):
-        load_model(out, "rl")
+def prepare_corpus(task: TaskConfig, gpt: GPTConfig, out: str, todo: list[str],
+                   resume: bool) -> tuple[Splits, Tokenizer, list | None]:
+    """The corpus and held-out sets (data/problems.py), the run's tokenizer, and the tokenized
+    pretraining documents when the run pretrains (else None). The tokenizer is trained here, in
+    memory, when pretraining starts afresh (pretrain() saves it); else it is the run's file."""
+    if not todo:
+        return Splits(), None, None
+    if os.environ.get("RANK", "0") == "0":
+        print(f"corpus | {task.n_train} documents, {task.n_eval} + {task.n_eval} held-out problems")
+    splits = make_splits(task)
+    tok_path = os.path.join(out, "tokenizer.tiktoken")
+    if "pretrain" in todo and not (resume and os.path.exists(state_path(out, "pretrain"))):
+        tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train],
+                                  gpt.vocab_size))
+    else:
+        tok = Tokenizer.load(tok_path)
+    docs = ([tok.render(p.prompt, s.think, s.answer_text) for p, s in splits.train]
+            if "pretrain" in todo else None)
+    return splits, tok, docs
 
 
 def default_configs() -> list:
@@ -444,11 +444,10 @@ def main(argv: list[str]) -> None:
         stages = configs[0].stages.split(",")
     run, task, gpt, pcfg, rcfg, gcfg = configs
     out = run.out or os.path.join("out", run.preset)
-    if run.max_new_tokens >= gpt.block_size:
-        raise config.ConfigError(f"--max_new_tokens {run.max_new_tokens} leaves no room for a "
-                                 f"prompt in --block_size {gpt.block_size}")
-    if run.device.startswith("cuda") and not torch.cuda.is_available():
-        raise config.ConfigError(f"--device {run.device}, but torch sees no CUDA device")
+    world = int(os.environ.get("WORLD_SIZE", "1"))                 # processes torchrun started
+    device = run.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    preflight.check_settings(run, task, gpt, pcfg, rcfg, gcfg, world)
+    preflight.check_device(device, world)
 
     # the run directory belongs to one config: refuse to mix two runs in one folder, and refuse
     # to start afresh over an interrupted run (that is what --resume is for)
@@ -466,30 +465,34 @@ def main(argv: list[str]) -> None:
                 raise config.ConfigError(f"{out} holds an interrupted run (stages not finished: "
                                          f"{', '.join(s for s in old['stages'] if s not in old['done'])}"
                                          f"); continue it with --resume {out}, or use another --out")
-        check_inputs(stages, out, rcfg)
+        preflight.check_inputs(stages, out, rcfg)
         progress = {"stages": stages, "done": []}
+    todo = [s for s in STAGES if s in stages and s not in progress["done"]]   # in pipeline order
+    # the corpus and the tokenizer, in memory: every length is checked before anything is written
+    splits, tok, docs = prepare_corpus(task, gpt, out, todo, resume is not None)
+    preflight.check_lengths(tok, splits, gpt.block_size, run.max_new_tokens, docs)
 
-    rank, world, device = dist.setup(run.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, world, device = dist.setup(device)
     if rank == 0:
         os.makedirs(out, exist_ok=True)
         write_json(config_path, described)
         write_json(progress_path, progress)
     dist.barrier()
-    todo = [s for s in STAGES if s in stages and s not in progress["done"]]   # in pipeline order
     if resume is not None and rank == 0:
         print(f"resuming {out} | stages done: {', '.join(progress['done']) or 'none'} | "
               f"to do: {', '.join(todo) or 'none'}")
     for stage in todo:
         if stage == "pretrain":
-            figures = pretrain(run, task, gpt, pcfg, out, device, resume is not None)
+            figures = pretrain(run, task, gpt, pcfg, out, device, splits, tok, docs,
+                               resume is not None)
         elif stage == "grpo":
-            figures = grpo_stage(run, task, rcfg, gcfg, out, device, resume is not None)
+            figures = grpo_stage(run, rcfg, gcfg, out, device, splits, resume is not None)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":
             figures = train_reward_model(run, task, gpt, rcfg, out, device, resume is not None)
         else:
-            figures = evaluate_stage(run, task, out, device, resume is not None)
+            figures = evaluate_stage(run, out, device, splits, resume is not None)
         if rank == 0:
             update_report(out, figures)
             progress["done"].append(stage)

@@ -256,9 +256,9 @@ def make_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem:
         problem = _draw_problem(rng, n_steps, cfg)
         if problem is not None:
             return problem
-    raise ValueError(f"--ops {cfg.ops!r} with --max_value {cfg.max_value} cannot make problems "
-                     f"of {n_steps} steps that stay in [0, max_value]; allow more operations, "
-                     f"fewer steps or a larger --max_value")
+    raise ValueError(f"--ops {cfg.ops!r} with --max_value {cfg.max_value}: 1000 draws of a "
+                     f"problem of {n_steps} steps all left [0, max_value]; allow more "
+                     f"operations, fewer steps or a larger --max_value")
 
 
 def _draw_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem | None:

@@ -52,6 +52,31 @@ def test_uses_misconception_reads_the_written_columns():
     assert uses_misconception(two)
 
 
+@pytest.mark.parametrize("text, bug", [
+    ("523-180: 3-0=3, 12-8=4, 4-1=3, so 343.", False),   # borrows in the tens: right
+    ("523-180: 3-0=3, 8-2=6, 5-1=4, so 463.", True),     # the tens smaller-from-larger
+    ("523-187: 13-7=6, 11-8=3, 4-1=3, so 336.", False),  # borrows twice: right
+    ("523-187: 7-3=4, 8-2=6, 5-1=4, so 464.", True),
+    ("523-187: 13-7=7, 11-8=3, 4-1=3, so 337.", False),  # a slip in the units, no bug
+    ("405-7: 15-7=8, 9-0=9, 3-0=3, so 398.", False),     # a borrow through a zero
+    ("405-7: 7-5=2, 0-0=0, 4-0=4, so 402.", True),
+    ("523-102: 3-2=1, 2-0=2, 5-1=4, so 421.", False),    # no borrow at all
+    ("52-17: 7-2=5, 5-1=4", False),                      # cut off before "so": not a step
+])
+def test_uses_misconception_on_three_digit_numbers(text, bug):
+    """Worked by hand; the bug shows in whichever column borrows, not only the units."""
+    assert uses_misconception(text) == bug
+
+
+def test_uses_misconception_agrees_with_the_teachers_own_count():
+    cfg = TaskConfig(max_value=999, max_steps=4)
+    rng = random.Random(5)
+    for _ in range(2000):
+        problem = make_problem(rng, 4, cfg)
+        solution = teacher_solution(problem, rng, cfg)
+        assert uses_misconception(solution.think) == (solution.bugs > 0), solution.think
+
+
 def test_needs_borrow():
     assert needs_borrow(52, 17) and needs_borrow(100, 1) and needs_borrow(30, 9)
     assert not needs_borrow(58, 17) and not needs_borrow(99, 99) and not needs_borrow(5, 0)
@@ -134,7 +159,24 @@ def test_corpus_has_the_teachers_mistakes_and_styles():
     assert {s.style for _, s in train} == {"sentence", "bare", "short", "hedged", "rambling"}
 
 
+@pytest.mark.parametrize("ops", ["+", "-", "*", "+*", "-*"])
+def test_any_ops_make_problems_in_range(ops):
+    """With "+" alone a draw gets stuck once the value reaches max_value (no step can follow):
+    it is drawn again, never an IndexError mid-corpus."""
+    cfg = TaskConfig(ops=ops, max_value=999, max_steps=3, harder_steps=3)
+    rng = random.Random(2)
+    for _ in range(300):
+        p = make_problem(rng, 3, cfg)
+        assert {op for op, _ in p.steps} <= set(ops) and len(p.steps) == 3
+        assert all(0 <= v <= 999 for _, (v, _) in _trace(p)) and 0 <= p.answer <= 999
+
+
 def test_task_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="--ops '\\*' with --max_value 99: 1000 draws of a "
+                                         "problem of 4 steps"):
+        TaskConfig(ops="*", max_steps=2, harder_steps=4)   # 10 doubled 4 times passes 99
+    with pytest.raises(ValueError, match="--p_slip must be <= 0.5"):
+        TaskConfig(p_slip=0.9)
     with pytest.raises(ValueError, match="ops"):
         TaskConfig(ops="+/")
     with pytest.raises(ValueError, match="p_bug"):

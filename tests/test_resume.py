@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import train
-from checkpoint import load_state, rng_state, save_model, save_state, set_rng_state
+from checkpoint import (load_optimizer, load_state, rng_state, save_model, save_state,
+                        set_rng_state)
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
 from guard import NonFiniteError, SkipNonFinite
@@ -141,12 +142,50 @@ def test_reward_model_resumes_from_its_state_to_the_same_weights(tmp_path):
 def test_random_generators_come_back_exactly(tmp_path):
     pick, gen = random.Random(1), torch.Generator().manual_seed(2)
     torch.manual_seed(3)
-    save_state(str(tmp_path), "x", {"rng": rng_state(pick=pick, gen=gen)})
+    save_state(str(tmp_path), "x", {"rng": rng_state("cpu", pick=pick, gen=gen)})
     expected = (pick.random(), torch.rand(3, generator=gen), torch.rand(2))
-    set_rng_state(load_state(str(tmp_path), "x")["rng"], pick=pick, gen=gen)
+    reseeded = set_rng_state("x", load_state(str(tmp_path), "x")["rng"], "cpu", 99,
+                             pick=pick, gen=gen)
     got = (pick.random(), torch.rand(3, generator=gen), torch.rand(2))
-    assert got[0] == expected[0] and torch.equal(got[1], expected[1])
+    assert reseeded == [] and got[0] == expected[0] and torch.equal(got[1], expected[1])
     assert torch.equal(got[2], expected[2])
+
+
+def test_a_generator_saved_on_another_kind_of_device_is_reseeded(capsys):
+    """A state saved on a GPU run holds a CUDA generator's state (another size than a CPU one)
+    and the run device's global CUDA state: resumed on the CPU, the global CPU generator and the
+    CPU-side ones continue exactly, the CUDA-side one is seeded with `reseed`, in one line."""
+    pick, gen, sampler = random.Random(1), torch.Generator(), torch.Generator()
+    state = rng_state("cpu", pick=pick, gen=gen)
+    state["sampler"] = torch.zeros(16, dtype=torch.uint8)       # a CUDA generator's state
+    state["devices"]["sampler"] = "cuda"
+    state["cuda"] = torch.zeros(16, dtype=torch.uint8)          # torch's global CUDA generator
+    expected = (pick.random(), torch.rand(3, generator=gen), torch.rand(2))
+    reseeded = set_rng_state("grpo", state, "cpu", 7, pick=pick, gen=gen, sampler=sampler)
+    assert reseeded == ["sampler"]
+    assert pick.random() == expected[0] and torch.equal(torch.rand(3, generator=gen), expected[1])
+    assert torch.equal(torch.rand(2), expected[2])
+    assert torch.equal(torch.rand(4, generator=sampler),
+                       torch.rand(4, generator=torch.Generator().manual_seed(7)))
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and "grpo: resumed on cpu" in out and "re-seeded sampler" in out
+
+
+def test_the_optimizer_keeps_its_own_implementation_flags():
+    """A fused AdamW's state (as a CUDA run saves it) loaded into a plain one keeps the moments
+    and the step, but not the fused flag, and the next update is the plain optimizer's."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    fused = torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)
+    model(torch.randn(4, 3)).sum().backward()
+    fused.step()
+    plain = torch.optim.AdamW(model.parameters(), lr=0.1)
+    load_optimizer(plain, fused.state_dict())
+    assert plain.param_groups[0]["fused"] is None
+    st = plain.state[model.weight]
+    assert st["step"].item() == 1 and st["step"].device.type == "cpu"
+    assert torch.equal(st["exp_avg"], fused.state[model.weight]["exp_avg"])
+    plain.step()                                                  # runs, on the same moments
 
 
 # ------------------------------------------------------------------------------------------------

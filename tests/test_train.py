@@ -2,6 +2,7 @@
 
 The keys checked are the report.json shape the README documents, so scripts can read any run."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import pytest
 
 import config
 import train
+from data.problems import make_splits
 from checkpoint import save_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,7 +150,8 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
     configs = config.apply(train.default_configs(), {**train.PRESETS["smoke"], "preset": "smoke"})
     save_state(str(run), "eval", {"results": {"pretrained": {"in_dist": {"marker": 1.0}}},
                                   "elapsed": 2.0})
-    figures = train.evaluate_stage(configs[0], configs[1], str(run), "cpu", resume=True)
+    splits = make_splits(dataclasses.replace(configs[1], n_train=1))          # held-out sets
+    figures = train.evaluate_stage(configs[0], str(run), "cpu", splits, resume=True)
     finished = json.load(open(smoke / "report.json"))["eval"]
     assert figures["eval"]["pretrained"]["in_dist"] == {"marker": 1.0}      # not evaluated again
     for model, split in (("pretrained", "harder"), ("rl", "in_dist"), ("rl", "harder")):
