@@ -187,7 +187,8 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
     if agg == "token":
         loss = per_token.sum() / n_tokens.clamp(min=1)
     elif agg == "seq":
-        loss = (per_token.sum(1) / mask.sum(1).clamp(min=1)).sum() / torch.as_tensor(n_seqs).clamp(min=1)
+        per_seq = per_token.sum(1) / mask.sum(1).clamp(min=1)        # (N,) mean over o_i's tokens
+        loss = per_seq.sum() / torch.as_tensor(n_seqs).clamp(min=1)
     else:
         loss = per_token.sum() / (n_rows * (max_len or mask.shape[1]))
     clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
@@ -350,7 +351,8 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
                "entropy": (entropy_sum / n_real).item(),
                "clip_frac": (clip_sum / n_mask.clamp(min=1)).item(),
                "grad_norm": grad_norm.item(), "loss": loss.item(), "skipped": guard.skipped,
-               "no_signal": no_signal, "rollout_s": t_rollout, "reward_s": t_reward, "step_s": time.time() - t0,
+               "no_signal": no_signal, "rollout_s": t_rollout, "reward_s": t_reward,
+               "step_s": time.time() - t0,
                "tok_per_s": n_real.item() / (time.time() - t0)}
         if ref_logp is not None:
             log_ratio = (logp.detach() - ref_logp) * real

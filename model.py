@@ -306,7 +306,7 @@ class Rollout:
     prompt_ids: torch.Tensor  # (N, Tp) long, left-padded prompts
     prompt_pad: torch.Tensor  # (N,) long, number of left pad tokens per row
     tokens: torch.Tensor  # (N, T_new) long, generated ids, pad_id after a row stopped
-    logprobs: torch.Tensor  # (N, T_new) float32, log_softmax(logits / T) of each token; 0 after stop
+    logprobs: torch.Tensor  # (N, T_new) float32, log softmax(logits / T) per token; 0 after stop
     mask: torch.Tensor  # (N, T_new) bool, True for real generated tokens (stop token included)
     lengths: torch.Tensor  # (N,) long, number of real generated tokens
     truncated: torch.Tensor  # (N,) bool, hit max_new_tokens without emitting a stop id

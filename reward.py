@@ -107,7 +107,8 @@ class RewardConfig:
             raise ValueError(f"rm_init must be one of {INITS}, got {self.rm_init!r}")
         if not self.banned:
             raise ValueError("banned must be a non-empty string")
-        for name in ("rm_n_layer", "rm_n_head", "rm_n_embd", "rm_pairs", "rm_eval_pairs", "rm_steps",
+        for name in ("rm_n_layer", "rm_n_head", "rm_n_embd", "rm_pairs", "rm_eval_pairs",
+                     "rm_steps",
                      "rm_batch_size", "rm_ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

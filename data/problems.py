@@ -57,7 +57,7 @@ class TaskConfig:
     harder_steps: int = 4       # operations per problem in the harder held-out set
     max_value: int = 99         # every true intermediate quantity stays in [0, max_value]
     ops: str = "+-"             # allowed operations, a subset of "+-*" (* multiplies by 2..9)
-    p_slip: float = 0.03        # chance per step that the units column is written off by one, <= 0.5
+    p_slip: float = 0.03        # chance per step that the units column is off by one, <= 0.5
     p_bug: float = 0.8          # chance that a borrowing subtraction uses smaller-from-larger
     p_rude: float = 0.1         # chance that a solution's reasoning holds a rude remark
     n_train: int = 20000        # documents in the pretraining corpus
@@ -185,31 +185,26 @@ def work_step(a: int, op: str, b: int, bug: bool = False, slip: int = 0) -> tupl
 
 
 _SUBTRACTION = re.compile(r"([0-9]{1,12})-([0-9]{1,12}): ((?:[0-9]+-[0-9]+=[0-9]+, )+)so ")
-_COLUMN = re.compile(r"([0-9]+-[0-9]+)=")
-
-
-def _columns(step_text: str) -> list[str]:
-    """The column sums of a written step, results left out (a slip changes only those):
-    _columns("52-17: 12-7=5, 4-1=3, so 35.") -> ["12-7", "4-1"]"""
-    return _COLUMN.findall(step_text.split(": ", 1)[1])
+_COLUMN = re.compile(r"([0-9]+)-([0-9]+)=")
 
 
 def uses_misconception(text: str) -> bool:
-    """True if a worked solution does a borrowing subtraction smaller-from-larger at least once:
-    every subtraction step whose columns are written the buggy way rather than with the borrow.
-    The two differ in each column that borrows: the borrow writes it from 10 up ("12-7"), the
-    bug writes the smaller digit from the larger ("7-2"); in any column, not only the units:
+    """True if a worked solution subtracts smaller-from-larger at least once: in a column whose
+    top digit is smaller than the bottom one (where the borrow belongs), it writes the bottom
+    digit minus the top one. Any column, not only the units; a borrow through a zero is right:
       uses_misconception("52-17: 7-2=5, 5-1=4, so 45.") -> True
       uses_misconception("52-17: 12-7=5, 4-1=3, so 35.") -> False
       uses_misconception("523-180: 3-0=3, 12-8=4, 4-1=3, so 343.") -> False
       uses_misconception("523-180: 3-0=3, 8-2=6, 5-1=4, so 463.") -> True"""
     for m in _SUBTRACTION.finditer(text[:10_000]):
-        a, b, written = int(m[1]), int(m[2]), _COLUMN.findall(m[3])
-        if a < b or not needs_borrow(a, b):
+        a, b = int(m[1]), int(m[2])
+        if a < b:
             continue
-        if written == _columns(work_step(a, "-", b, bug=True)[0]) != _columns(
-                work_step(a, "-", b)[0]):
-            return True
+        width = len(str(a))
+        written = _COLUMN.findall(m[3])                        # [("7", "2"), ("5", "1")]
+        for x, y, (top, bottom) in zip(_digits(a, width), _digits(b, width), written):
+            if x < y and (int(top), int(bottom)) == (y, x):    # the swap, not "1x-y"
+                return True
     return False
 
 

@@ -61,10 +61,11 @@ def test_uses_misconception_reads_the_written_columns():
     ("405-7: 15-7=8, 9-0=9, 3-0=3, so 398.", False),     # a borrow through a zero
     ("405-7: 7-5=2, 0-0=0, 4-0=4, so 402.", True),
     ("523-102: 3-2=1, 2-0=2, 5-1=4, so 421.", False),    # no borrow at all
+    ("52-17: 7-2=5, 4-1=3, so 35.", True),               # the swap, then the borrow's decrement
     ("52-17: 7-2=5, 5-1=4", False),                      # cut off before "so": not a step
 ])
 def test_uses_misconception_on_three_digit_numbers(text, bug):
-    """Worked by hand; the bug shows in whichever column borrows, not only the units."""
+    """Worked by hand; the swap shows in whichever column borrows, not only the units."""
     assert uses_misconception(text) == bug
 
 

@@ -262,7 +262,8 @@ def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
 
 def test_a_step_with_no_signal_makes_no_update(tmp_path):
     """Step 0 has rewards that vary; step 1 gives every completion the same reward, so every
-    advantage is 0 (the policy stops at once, so no completion is truncated to the floor). AdamW's momentum would still move the weights; the loop skips the update
+    advantage is 0 (the policy stops at once, so no completion is truncated to the floor).
+    AdamW's momentum would still move the weights; the loop skips the update
     and counts it. Two steps with a silent second one end on the weights of one step."""
     splits = make_splits(TaskConfig(n_train=50, n_eval=4))
     tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
@@ -292,6 +293,7 @@ def test_a_step_with_no_signal_makes_no_update(tmp_path):
                              seed=0, out_dir=str(tmp_path / str(steps)), device="cpu")
         weights.append(model.state_dict())
     assert summary["no_signal_steps"] == 1
-    rows = [json.loads(line) for line in (tmp_path / "2" / "grpo_log.jsonl").read_text().splitlines()]
+    log = (tmp_path / "2" / "grpo_log.jsonl").read_text()
+    rows = [json.loads(line) for line in log.splitlines()]
     assert [r["no_signal"] for r in rows] == [0, 1] and rows[1]["grad_norm"] == 0.0
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -420,3 +420,20 @@ def test_a_few_adamw_steps_reduce_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[0] > 0.9 * math.log(V) and losses[-1] < 0.3 * losses[0]
+
+
+def test_decoding_reads_the_device_once_per_token(monkeypatch):
+    """On CUDA each read of a tensor's value on the host (bool(), .item(), .tolist(), int(),
+    float(), .nonzero()) waits for the GPU to catch up. The decode loop may do that once per
+    token: to ask whether every row has stopped. Counted on CPU by wrapping those methods."""
+    reads = []
+    for name in ("__bool__", "item", "tolist", "__int__", "__float__", "nonzero"):
+        method = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name,
+                            lambda self, *a, _m=method, _n=name, **k: reads.append(_n) or _m(
+                                self, *a, **k))
+    m = tiny()
+    r = generate(m, [[1, 2, 3, 4], [5, 6]], num_samples=3, max_new_tokens=12, stop_ids=[7],
+                 generator=torch.Generator().manual_seed(0))
+    n_tokens = r.tokens.shape[1]
+    assert n_tokens >= 2 and len(reads) <= n_tokens, reads

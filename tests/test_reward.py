@@ -13,7 +13,8 @@ from data.rater import (agreement_ceiling, gold_score, make_pairs, noisy_prefere
                         training_prompts, wrong_unit)
 from data.tokenizer import Tokenizer, train_bpe
 from model import GPTConfig
-from reward import (PreferenceModel, RewardConfig, answer_span, blend, bt_loss, load_reward_model,
+from reward import (PreferenceModel, RewardConfig, answer_span, blend, blend_floor, bt_loss,
+                    load_reward_model,
                     pairwise_accuracy, preference, reward_terms, rm_view, score,
                     train_reward_model)
 from verifiers import extract_answer
@@ -251,3 +252,15 @@ def test_wrong_unit_is_what_the_rater_does_not_check():
     assert not wrong_unit(problem, f"43 {right}.") and wrong_unit(problem, f"43 {other}.")
     assert not wrong_unit(problem, "43")
     assert gold_score(f"43 {right}.") == gold_score(f"43 {other}.")   # the flaw, on purpose
+
+
+@pytest.mark.parametrize("weights", [(1.0, 0.1, 0.3, 0.5), (0.0, 0.0, 1.0, 0.0),
+                                     (1.0, 0.5, 0.2, 2.0)])
+def test_the_floor_is_the_lowest_blend_of_any_completion(weights):
+    """Every term lies in [0, 1] and the blend is linear in them, so its minimum sits on a corner
+    of the cube: all 16 corners, worked out, never go below blend_floor, and one reaches it."""
+    cfg = RewardConfig(**dict(zip(("w_correct", "w_format", "w_pref", "w_harm"), weights)))
+    corners = torch.cartesian_prod(*[torch.tensor([0.0, 1.0])] * 4)           # (16, 4)
+    terms = dict(zip(("correct", "format", "pref", "harm"), corners.T))
+    assert blend(terms, cfg).min().item() == pytest.approx(blend_floor(cfg))
+    assert blend_floor(RewardConfig()) == -0.5
