@@ -76,12 +76,14 @@ def check_lengths(tok: Tokenizer, splits, block_size: int, max_new_tokens: int,
             raise ConfigError(f"the longest pretraining document has {longest} tokens, more than "
                               f"--block_size {block_size}: raise --block_size, or lower "
                               f"--max_value or --max_steps")
-    sets = (("RL training", [p for p, _ in splits.train], "--max_steps"),
-            ("in_dist held-out", splits.in_dist, "--max_steps"),
-            ("harder held-out", splits.harder, "--harder_steps"))
-    for name, problems, steps_knob in sets:
-        longest = max(len(ids) for ids in tok.enc.encode_ordinary_batch(
-            [p.prompt for p in problems]))
+    def longest_prompt(problems):
+        return max(len(tok.encode(p.prompt)) for p in problems)
+
+    sets = (("RL training", max(n for _, n in docs) if docs else longest_prompt(
+                [p for p, _ in splits.train]), "--max_steps"),    # a document starts with its prompt
+            ("in_dist held-out", longest_prompt(splits.in_dist), "--max_steps"),
+            ("harder held-out", longest_prompt(splits.harder), "--harder_steps"))
+    for name, longest, steps_knob in sets:
         if longest + max_new_tokens > block_size:
             raise ConfigError(f"the longest {name} prompt has {longest} tokens; with "
                               f"--max_new_tokens {max_new_tokens} that is "
