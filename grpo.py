@@ -232,9 +232,9 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
     prompts_pool: Problems to draw RL prompts from; eval_problems: a held-out slice for the
     quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,));
     floor: the reward of a truncated completion with --truncation floor (reward.blend_floor).
-    A step with nothing to learn from (every advantage 0, or every completion left out of the
-    loss) makes no update at all: AdamW's momentum would still move the weights. It is counted
-    (`no_signal` in the log, `no_signal_steps` in the summary).
+    A step with nothing to learn from (every advantage 0 and β = 0, or every completion left out
+    of the loss) makes no update at all: AdamW's momentum would still move the weights. It is
+    counted (`no_signal` in the log, `no_signal_steps` in the summary).
     Writes out_dir/grpo_log.jsonl, one line per step, and every cfg.rl_ckpt_every steps
     out_dir/grpo.state.pt, from which resume=True continues. Under torchrun each rank samples
     and trains on its share of the B prompts, whole groups, and rank 0 writes.
@@ -308,21 +308,24 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
         if ref is not None:
             with torch.no_grad():
                 ref_logp = token_logprobs(ref, ids, pad, n_prompt, temperature=cfg.rl_temperature)
-        signal = n_signal.item() > 0                                 # the same on every rank
-        no_signal += int(not signal)
-        for _ in range(cfg.inner_epochs if signal else 1):
-            with torch.set_grad_enabled(signal):                     # no signal: diagnostics only
-                logp, entropy = token_logprobs(trainer if signal else policy, ids, pad, n_prompt,
-                                               with_entropy=True, temperature=cfg.rl_temperature)
-                kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
-                loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask,
-                                              agg=cfg.loss_agg, clip_low=cfg.clip_low,
-                                              clip_high=cfg.clip_high, max_len=max_new_tokens,
-                                              kl=kl, beta=cfg.kl_beta, n_tokens=n_tokens,
-                                              n_seqs=n_seqs, n_rows=B * G)
-            if not signal:
-                grad_norm, loss = torch.zeros(()), dist.all_sum(loss.detach())
-                break
+        # nothing to learn (every A = 0 and no KL term, or no row kept): no update at all, since
+        # AdamW's momentum would still move θ; the forward is for the diagnostics only
+        signal = n_tokens.item() > 0 and (n_signal.item() > 0 or cfg.kl_beta > 0)  # all ranks
+        if not signal:
+            no_signal += 1
+            with torch.no_grad():
+                logp, entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True,
+                                               temperature=cfg.rl_temperature)
+            kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+            loss, clip_frac, grad_norm = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        for _ in range(cfg.inner_epochs if signal else 0):
+            logp, entropy = token_logprobs(trainer, ids, pad, n_prompt, with_entropy=True,
+                                           temperature=cfg.rl_temperature)
+            kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+            loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask, agg=cfg.loss_agg,
+                                          clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                                          max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta,
+                                          n_tokens=n_tokens, n_seqs=n_seqs, n_rows=B * G)
             for group in opt.param_groups:
                 group["lr"] = rl_lr_at(step, cfg)
             (loss * world).backward()                                # DDP divides by world
