@@ -11,7 +11,8 @@ reward.py, turn the rewards into advantages within each group, and update the po
 Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ from it:
   1) advantage A_i = r_i - mean(r), no division by the group std (Dr. GRPO, arXiv 2503.20783):
      the std re-scales a group where only the preference score varies to unit size, whatever
-     w_pref is (algorithms.md §8.1). `--advantage grpo` restores the z-score.
+     w_pref is (an all-wrong group whose scores differ by 0.01 gets advantages of order 1).
+     `--advantage grpo` restores the z-score.
   2) loss = sum over all tokens / number of tokens in the step (DAPO, arXiv 2503.14476), so each
      token weighs the same whatever its sequence length. `--loss_agg seq` is DeepSeekMath's
      per-sequence mean, `--loss_agg constant` Dr. GRPO's sum / (N * max_new_tokens).
@@ -22,12 +23,14 @@ Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ fr
      (ε_low 0.2, ε_high 0.28: DAPO's clip-higher) matter.
   5) G = 8, a few hundred completions per step, lr ~1/10 of pretraining, T = 1 rollouts.
 Also available: dropping zero-variance groups, decided on the raw verifier outcome, never on the
-blended reward (algorithms.md §8.2); truncated completions get reward 0 (`--truncation zero`,
-Dr. GRPO) or are masked out of the loss (`--truncation mask`, DAPO's overlong filtering).
+blended reward (DAPO's dynamic sampling, without the refill); truncated completions get the
+blend's floor (`--truncation floor`, Dr. GRPO's 0 generalised to a blend with a penalty) or are
+masked out of the loss (`--truncation mask`, DAPO's overlong filtering).
 Dropout is off in every RL forward pass (the policy is kept in eval mode).
 
 The same forward code scores tokens at sampling time (model.generate records log-probs) and at
-training time (`token_logprobs`): they agree to ~1e-6 in float32, tested.
+training time (`token_logprobs`), at the rollout temperature: they agree to float rounding,
+tested.
 
 Under torchrun the loop is data-parallel (dist.py): every rank draws the same B prompts, keeps
 its B / world of them with all their G samples (a group never straddles two ranks, so its
@@ -123,7 +126,7 @@ def group_advantages(rewards: torch.Tensor, kind: str = "drgrpo", eps: float = 1
 def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:
     """verifier (B, G) raw 0/1 outcomes -> (B,) True where every answer in the group scored the
     same. Read from the verifier, never the blended reward: a continuous preference score makes
-    std(r) > 0 almost always, so a filter on r would never fire (algorithms.md §8.2)."""
+    std(r) > 0 almost always, so a filter on r would never fire."""
     return (verifier == verifier[:, :1]).all(dim=1)
 
 

@@ -18,12 +18,10 @@ What this is, in reading order:
      scores may drift anywhere.
   5. train_reward_model: the stage. Pairs labelled by the simulated human of data/rater.py (same
      prompt, same number, two answer styles), AdamW, held-out pairwise accuracy next to the
-     rater's agreement ceiling, then r_ref, the mean score of the teacher's own answers.
-     Measured on the cpu preset (4000 pairs, 250 steps of 32 pairs, one CPU thread): from
-     scratch (2 layers, width 64, 0.13M parameters) held-out accuracy 0.925 against a ceiling of
-     0.927 and gold agreement 1.000 in 26 s; from the pretrained policy (0.84M) the same figures
-     in 113 s. Hence the default `rm_init="scratch"`. The task is easy on purpose: style is
-     visible in a few tokens, and both inits are already at the ceiling after 25 steps.
+     rater's agreement ceiling, then r_ref, the mean score of the teacher's own answers. The
+     default `rm_init="scratch"` (2 layers, width 64) reached the same held-out accuracy as an
+     init from the pretrained policy, in a fraction of the time (figures in the README): style
+     is visible in a few tokens, so the task is easy on purpose.
   6. The blend, `reward_terms` + `blend`, called by GRPO on the B*G completions of a step:
 
      term     what                                  scope           range     weight
@@ -34,8 +32,9 @@ What this is, in reading order:
 
      pref is the Bradley-Terry probability that the human prefers this answer to the teacher's
      average answer, so it is bounded like the 0/1 verifier: with w_pref < w_correct a right
-     answer always outranks a wrong one whatever the preference model thinks (algorithms.md
-     section 8, pitfall 3). harm is the harmlessness analogue (R1's safety reward model reads the
+     answer always outranks a wrong one whatever the preference model thinks (an unbounded
+     learned score could outvote the verifier; cf. Gao et al., arXiv 2210.10760, on
+     over-optimising a proxy reward). harm is the harmlessness analogue (R1's safety reward model reads the
      whole response): the corpus teacher sometimes writes "This is stupid." inside <think>, which
      an answer-only preference model never sees. To add a term: one entry in `reward_terms`, one
      line in `blend`, one weight field in RewardConfig.

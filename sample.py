@@ -81,7 +81,8 @@ def main(argv: list[str]) -> None:
     problem = Problem(args.question.strip(), 0, (), gold if gold is not None else 0, "", ("", ""))
     terms = reward_terms([problem] * len(texts), texts, rm, tok,
                          cfg if has_rm else dataclasses.replace(cfg, w_pref=0.0), "cpu")
-    total = blend(terms, cfg)
+    # without the true answer `correct` is unknown: the total shown leaves it out
+    total = blend(terms, cfg if gold is not None else dataclasses.replace(cfg, w_correct=0.0))
     print(f"model {name} from {args.run} | true answer {gold if gold is not None else 'unknown'}")
     for i, text in enumerate(texts):
         think = text.split("</think>")[0].removeprefix("<think>")
@@ -92,7 +93,8 @@ def main(argv: list[str]) -> None:
         print(f"think : {think}")
         print(f"answer: {answer_span(text)}")
         print("reward: " + " | ".join(f"{k} {v}" for k, v in shown.items())
-              + f" | total {total[i].item():.2f} | human's gold score "
+              + f" | total{'' if gold is not None else ' without correct'} "
+              f"{total[i].item():.2f} | human's gold score "
               f"{gold_score(answer_span(text) or ''):.1f}")
 
 

@@ -25,8 +25,8 @@ Each stage merges its figures into out/<run>/report.json.
 Pretraining details: loss on completion tokens only (`<think>` ... `<|endoftext|>`): the prompt's
 numbers are random, so predicting them teaches nothing the model will ever use. AdamW (Loshchilov &
 Hutter, arXiv 1711.05101) with linear warm-up and cosine decay, gradient clipping, bf16 autocast
-on CUDA. On CPU we stay in fp32: a bf16 matmul measured slower than fp32 on the 2-core machine
-this was written on (145 vs 171 GFLOP/s at 1024^3).
+on CUDA. On CPU we stay in fp32: a bf16 matmul is slower than fp32 there (bench.py measures
+both).
 
 Reliability: every stage saves <stage>.state.pt every N steps (checkpoint.py) and
 progress.json records which stages finished, so `--resume out/<run>` continues after a crash or

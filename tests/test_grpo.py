@@ -27,7 +27,7 @@ def test_advantages_by_hand():
 
 
 def test_zscore_turns_a_tiny_preference_spread_into_unit_advantages():
-    """algorithms.md §8.1: all-wrong group, verifier 0, preference spread 0.01 -> z-score makes it
+    """All-wrong group, verifier 0, preference spread 0.01 -> the z-score (DeepSeekMath) makes it
     O(1) whatever the weight; Dr. GRPO keeps it at 0.01 scale."""
     r = torch.tensor([[0.0, 0.01, 0.02, 0.03]])
     assert group_advantages(r, "grpo").abs().max() > 1.0
@@ -235,7 +235,8 @@ def test_config_rejects_bad_choices():
 
 def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
     """One step of train_grpo on a tiny model built with dropout 0.5: the policy stays in eval
-    mode (pitfalls.md #8), so two scoring passes agree exactly, and the JSONL log has the step."""
+    mode (dropout in RL makes the sampled and the trained policy differ), so two scoring passes
+    agree exactly, and the JSONL log has the step."""
     splits = make_splits(TaskConfig(n_train=50, n_eval=4))
     tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
     torch.manual_seed(0)

@@ -5,7 +5,6 @@ under a time bound, seeded property tests, and a scan of the source for eval-lik
 Run: python -m pytest -q tests/test_verifiers.py
 """
 
-import json
 import random
 import re
 import sys
@@ -18,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # so `import verifiers` works without installing the repo
 
+from data.gsm8k import load_gsm8k  # noqa: E402
 from verifiers import (MAX_CHARS, canonical, extract_answer, format_reward, is_equal,  # noqa: E402
                        math_reward, parse_number)
 
@@ -231,14 +231,15 @@ def test_gsm8k_gold(split):
     path = GSM8K / f"{split}.jsonl"
     if not path.exists():
         pytest.skip(f"{path} not found")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    assert rows
-    for row in rows:
-        gold = _official_gsm8k_answer(row["answer"])
-        got = extract_answer(row["answer"])
-        assert got is not None and parse_number(got) == gold, row["answer"]
-        assert math_reward(row["answer"], str(gold)) == 1.0
-        assert math_reward(row["answer"], str(gold + 1)) == 0.0
+    examples = load_gsm8k(str(path))
+    assert len(examples) == {"test": 1319, "train": 7473}[split]
+    for ex in examples:
+        solution = f"{ex.reasoning}\n#### {ex.answer}"         # as the file writes it
+        gold = _official_gsm8k_answer(solution)
+        got = extract_answer(solution)
+        assert got is not None and parse_number(got) == gold, solution
+        assert math_reward(solution, str(gold)) == 1.0
+        assert math_reward(solution, str(gold + 1)) == 0.0
 
 # ------------------------------------------------------------------------------------------------
 # hostile inputs: a documented answer, no exception, no hang
