@@ -93,6 +93,7 @@ from train import PRESETS, PretrainConfig, RunConfig, make_optimizer, pack, trai
 
 @dataclass
 class BenchConfig:
+    """What bench.py measures, how long, and where it writes the figures."""
     quick: bool = False         # seconds: the smoke preset's sizes, small peaks, 1-2 repeats
     out: str = "bench.json"     # where the figures go (git-ignored)
     device: str = ""            # cpu | cuda | cuda:N; empty = cuda when available
@@ -104,7 +105,7 @@ class BenchConfig:
     n_docs: int = 2000          # corpus documents for the tokenizer and the pretraining batch
     matmul_n: int = 0           # side of the peak matmul; 0 = 2048 on CPU, 8192 on CUDA
     copy_mb: int = 0            # size of the bandwidth copy in MiB; 0 = 256 on CPU, 1024 on CUDA
-    seed: int = 1337
+    seed: int = 1337            # random weights and inputs
 
     def __post_init__(self):
         for name in ("repeats", "gen_repeats", "n_docs"):

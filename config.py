@@ -16,6 +16,10 @@ the dependency; nanoGPT's exec'd configurator is the counter-example).
 
 import dataclasses
 import difflib
+import inspect
+import io
+import textwrap
+import tokenize
 
 
 class ConfigError(ValueError):
@@ -76,14 +80,43 @@ def apply(configs: list, overrides: dict[str, object]) -> list:
         raise ConfigError(str(e)) from None
 
 
+def field_comments(cls) -> dict[str, str]:
+    """The comment on each field's line of a dataclass's source, with any comment-only lines
+    right below it: the --help text of that knob. A field without one gets "".
+    For `lr: float = 3e-3  # peak learning rate` -> {"lr": "peak learning rate"}."""
+    comments: dict[str, str] = {}
+    field, names = None, {f.name for f in dataclasses.fields(cls)}
+    source = textwrap.dedent(inspect.getsource(cls))
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    line_start = True
+    for tok in tokens:
+        if tok.type == tokenize.NAME and line_start and tok.string in names and tok.start[1] == 4:
+            field = tok.string                              # a field's line begins
+            comments.setdefault(field, "")
+        elif tok.type == tokenize.NAME and line_start and tok.start[1] == 4:
+            field = None                                    # `def __post_init__`, anything else
+        elif tok.type == tokenize.COMMENT and field is not None:
+            text = tok.string.lstrip("#").strip()
+            comments[field] = f"{comments[field]} {text}".strip()
+        line_start = tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT,
+                                  tokenize.DEDENT, tokenize.COMMENT)
+    return comments
+
+
 def help_text(configs: list) -> str:
-    """One line per knob: --name (type, default)."""
+    """Every knob, grouped by the config (the stage) that owns it: --name default  its comment.
+    The first line of each group is the config's docstring."""
     lines = []
     for c in configs:
-        lines.append(f"{type(c).__name__}:")
+        doc = (vars(type(c)).get("__doc__") or "").strip().splitlines()
+        doc = [] if doc and doc[0].startswith(f"{type(c).__name__}(") else doc  # dataclass's own
+        lines.append(f"\n{type(c).__name__}: {doc[0] if doc else ''}".rstrip())
+        comments = field_comments(type(c))
         for f in dataclasses.fields(c):
-            kind = getattr(f.type, "__name__", f.type)
-            lines.append(f"  --{f.name:<18} {kind:<6} default {getattr(c, f.name)!r}")
+            flag = f"  --{f.name} {getattr(c, f.name)!r}"
+            text = textwrap.wrap(comments.get(f.name, ""), 100 - 31) or [""]
+            lines.append(f"{flag:<30} {text[0]}".rstrip())
+            lines.extend(" " * 31 + more for more in text[1:])
     return "\n".join(lines)
 
 

@@ -65,13 +65,14 @@ from model import generate
 
 @dataclass
 class GRPOConfig:
+    """GRPO: the group advantage, the clipped loss and its aggregation, the rollouts."""
     rl_steps: int = 100         # policy updates
     prompts_per_step: int = 16  # B
     group_size: int = 8         # G completions per prompt, >= 2 (a group's baseline needs two)
     rl_lr: float = 3e-4         # AdamW peak: linear warm-up, then linear decay to 0
-    rl_warmup: int = 5
+    rl_warmup: int = 5          # warm-up steps of the RL learning rate
     advantage: str = "drgrpo"   # drgrpo: r - mean(r) | grpo: (r - mean(r)) / (std(r) + eps)
-    std_eps: float = 1e-4
+    std_eps: float = 1e-4       # ε of the z-score (--advantage grpo)
     loss_agg: str = "token"     # token (DAPO) | seq (DeepSeekMath) | constant (Dr. GRPO)
     inner_epochs: int = 1       # μ: updates per batch of rollouts; the clip acts only when > 1
     clip_low: float = 0.2       # ε_low

@@ -40,6 +40,7 @@ ATTN_IMPLS = ("sdpa", "explicit")
 
 @dataclass
 class GPTConfig:
+    """The policy's shape (the preference model's too with --rm_init pretrained)."""
     vocab_size: int = 512  # number of token ids covered by the embedding and the head
     block_size: int = 256  # max sequence length (prompt + completion); also the KV cache length
     n_layer: int = 4  # number of transformer blocks

@@ -84,8 +84,8 @@ class RewardConfig:
     harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
     rm_init: str = "scratch"    # scratch: a small new GPT | pretrained: the policy's pretrain.pt
     rm_n_layer: int = 2         # scratch preference model size (block_size: GPTConfig's)
-    rm_n_head: int = 4
-    rm_n_embd: int = 64
+    rm_n_head: int = 4          # its attention heads
+    rm_n_embd: int = 64         # its width
     rm_pairs: int = 4000        # labelled training pairs, one per fresh training prompt
     rm_eval_pairs: int = 4      # labelled pairs per held-out in_dist problem
     rm_steps: int = 250         # AdamW steps

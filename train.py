@@ -73,8 +73,9 @@ STAGES = ("pretrain", "reward", "grpo", "eval")
 
 @dataclass
 class RunConfig:
+    """The run as a whole: which stages, where, on what device, with which seed."""
     preset: str = ""            # cpu | gpu | smoke; empty = gpu when CUDA is available, else cpu
-    stages: str = ",".join(STAGES)
+    stages: str = ",".join(STAGES)  # comma-separated subset of pretrain,reward,grpo,eval
     out: str = ""               # run directory; empty = out/<preset>
     device: str = ""            # cpu | cuda | cuda:N; empty = cuda when available
     seed: int = 1337            # model init, batch order and sampling
@@ -94,10 +95,11 @@ class RunConfig:
 
 @dataclass
 class PretrainConfig:
+    """Next-token pretraining on the teacher's corpus (AdamW, warm-up, cosine decay)."""
     batch_size: int = 32        # documents per step
-    pretrain_steps: int = 800
+    pretrain_steps: int = 800   # optimizer steps
     lr: float = 3e-3            # peak learning rate
-    warmup_steps: int = 100
+    warmup_steps: int = 100     # linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1   # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.1   # on matrices only, not on norms
     grad_clip: float = 1.0      # max gradient norm, > 0 (inf: no clipping)

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 class TaskConfig:
     """The problem distribution and the teacher's habits (one field per knob)."""
     min_steps: int = 2          # operations per problem in the training corpus, inclusive range
-    max_steps: int = 3
+    max_steps: int = 3          #   (min_steps .. max_steps)
     harder_steps: int = 4       # operations per problem in the harder held-out set
     max_value: int = 99         # every true intermediate quantity stays in [0, max_value]
     ops: str = "+-"             # allowed operations, a subset of "+-*" (* multiplies by 2..9)

@@ -68,3 +68,17 @@ def test_pack_masks_prompt_and_padding():
     x, y = train.pack([([5, 6, 7, 8, 9], 2), ([5, 6, 7], 1)], pad=0)
     assert x.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
     assert y.tolist() == [[-1, 7, 8, 9], [6, 7, -1, -1]]
+
+
+def test_help_shows_every_knob_with_its_comment_grouped_by_stage():
+    """--help is the configs' own comments: every field of every stage has one, printed under
+    its config's docstring."""
+    configs = stage_configs()
+    for c in configs:
+        comments = config.field_comments(type(c))
+        assert set(comments) == {f.name for f in dataclasses.fields(c)}
+        assert all(comments.values()), [k for k, v in comments.items() if not v]
+    text = config.help_text(configs)
+    assert "GRPOConfig: GRPO: the group advantage" in text
+    assert "  --lr 0.003" in text and "peak learning rate" in text
+    assert config.field_comments(GPTConfig)["attn_impl"].endswith("(readable reference)")
