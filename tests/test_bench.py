@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from bench import bare_flags
-from measure import SavedBytes, flops_per_token, linearity, timeit
+import measure
+from measure import PeakMemory, SavedBytes, flops_per_token, linearity, timeit
 from model import GPT, GPTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,10 +41,26 @@ def test_bare_quick_flag_means_true():
     assert bare_flags(["--repeats", "3"]) == ["--repeats", "3"]
 
 
-def test_timeit_warms_up_then_reports_the_median():
+def test_timeit_warms_up_then_reports_the_median(monkeypatch):
+    """A clock that reads 0, 3 | 3, 4 | 4, 6 around the three timed calls: durations 3, 1, 2,
+    median 2; the two warm-up calls read no clock."""
+    ticks = iter([0.0, 3.0, 3.0, 4.0, 4.0, 6.0])
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(ticks))
     calls = []
-    assert timeit(lambda: calls.append(1), warmup=2, repeats=3, device="cpu") >= 0
+    assert timeit(lambda: calls.append(1), warmup=2, repeats=3, device="cpu") == 2.0
     assert len(calls) == 5
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_peak_memory_sees_a_buffer_it_holds_and_not_one_freed_before():
+    """256 MiB written inside the block raise the peak by about that much; a buffer allocated
+    and freed before the block does not count."""
+    before = torch.ones(64 * 2**20)                      # 256 MiB, freed before the block
+    del before
+    with PeakMemory("cpu") as m:
+        held = torch.ones(64 * 2**20)                    # 64 Mi floats = 256 MiB, touched
+    assert 0.9 * 2**28 < m.bytes < 1.5 * 2**28, m.bytes
+    del held
 
 
 @pytest.mark.parametrize("impl, per_head", [("explicit", True), ("sdpa", False)])
@@ -80,8 +97,7 @@ def test_quick_run_writes_the_promised_json(tmp_path):
                 value = block[section][key]
                 assert isinstance(value, float) and value > 0, (section, key, value)
         assert 0 < block["grpo_step"]["rollout_fraction"] < 1
-        assert isinstance(block["grpo_step"]["peak_mem_bytes"], int)
-        assert block["grpo_step"]["peak_mem_bytes"] >= 0
+        assert isinstance(block["grpo_step"]["peak_mem_bytes"], int)   # PeakMemory, tested above
         # memory at three sizes of B*G, same T: exactly linear activations (to a few percent)
         scaling = block["memory_scaling"]
         assert [m["bgt"] for m in scaling] == sorted({m["bgt"] for m in scaling})

@@ -8,7 +8,7 @@ import torch
 
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
+from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss, rl_lr_at,
                   token_logprobs, train_grpo, zero_variance_groups)
 from model import GPT, GPTConfig, generate
 
@@ -298,3 +298,12 @@ def test_a_step_with_no_signal_makes_no_update(tmp_path):
     rows = [json.loads(line) for line in log.splitlines()]
     assert [r["no_signal"] for r in rows] == [0, 1] and rows[1]["grad_norm"] == 0.0
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_rl_learning_rate_by_hand():
+    """lr 1e-3, 5 warm-up steps, 100 steps: (s + 1) / 5 of the peak while warming up, then the
+    linear decay 1 - s / 100."""
+    cfg = GRPOConfig(rl_lr=1e-3, rl_warmup=5, rl_steps=100)
+    expected = {0: 1e-3 * 0.2 * 1.0, 4: 1e-3 * 1.0 * 0.96, 50: 5e-4, 99: 1e-5}
+    for step, lr in expected.items():
+        assert rl_lr_at(step, cfg) == pytest.approx(lr), step

@@ -2,6 +2,7 @@
 
 The keys checked are the report.json shape the README documents, so scripts can read any run."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -10,10 +11,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import config
 import train
 from data.problems import make_splits
+from guard import SkipNonFinite
+from model import GPT, GPTConfig
 from checkpoint import save_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,3 +167,37 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
 def test_asking_for_cuda_without_it_is_one_line(tmp_path):
     fails_with(["--device", "cuda", "--out", str(tmp_path / "run")], "torch sees no CUDA device")
     assert not (tmp_path / "run").exists()
+
+
+def test_weight_decay_falls_on_matrices_only():
+    """AdamW's two groups: every matrix (the tied embedding once) decays, the RMSNorm gains do
+    not; betas (0.9, 0.95)."""
+    model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16))
+    opt = train.make_optimizer(model, train.PretrainConfig(weight_decay=0.1))
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert decay["betas"] == (0.9, 0.95)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.dim() == 2 for p in decay["params"]) and len(decay["params"]) == 1 + 2 * 4
+    assert {names[id(p)].split(".")[-2] for p in no_decay["params"]} == {"norm1", "norm2",
+                                                                          "norm_f"}
+
+
+def test_train_step_is_one_clipped_adamw_step():
+    """train_step = forward, backward, clip to grad_clip, AdamW: the same as written out by hand,
+    bit for bit, returning the loss and the norm before clipping."""
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    a, b = GPT(cfg), GPT(cfg)
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randint(0, 64, (3, 12)), torch.randint(0, 64, (3, 12))
+    pcfg = train.PretrainConfig(grad_clip=0.5)
+    opt_a, opt_b = train.make_optimizer(a, pcfg), train.make_optimizer(b, pcfg)
+    loss, norm = train.train_step(a, opt_a, x, y, pcfg.grad_clip, contextlib.nullcontext(),
+                                  SkipNonFinite("test", 5), step=0)
+    _, ref_loss = b(x, y)
+    ref_loss.backward()
+    ref_norm = torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
+    opt_b.step()
+    assert loss == ref_loss.item() and norm == ref_norm.item() and norm > 0.5   # it clipped
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -190,8 +190,10 @@ def test_table(fn, args, expected):
     assert fn(*args) == expected
 
 
-def test_table_is_big_enough():
-    assert len(CASES) >= 60
+def test_table_has_no_case_twice():
+    """Two rows with one input either repeat each other or contradict each other."""
+    inputs = [(c[0].__name__, c[1]) for c in CASES]
+    assert len(inputs) == len(set(inputs)), [i for i in inputs if inputs.count(i) > 1]
 
 # ------------------------------------------------------------------------------------------------
 # numbers: parse and canonical form
@@ -348,10 +350,16 @@ def test_property_gsm8k_form():
 # ------------------------------------------------------------------------------------------------
 # the source never reaches for an interpreter
 
-def test_no_eval_in_source():
-    source = (ROOT / "verifiers.py").read_text()
-    for banned in ("eval(", "exec(", "literal_eval", "sympy", "__import__", "import ast"):
-        assert banned not in source, banned
-    # the builtin compile(...) is banned; re.compile(...) builds a regex and is fine
-    assert not re.search(r"(?<![\w.])compile\s*\(", source)
-    assert not re.search(r"(?<![\w.])(eval|exec)\s*\(", source)
+def test_nothing_reaches_an_interpreter(monkeypatch):
+    """eval, exec and compile raise while every table case and every hostile input is read:
+    none of them is ever called, whatever the text says."""
+    import builtins
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an interpreter was called")
+    for name in ("eval", "exec", "compile", "__import__"):
+        monkeypatch.setattr(builtins, name, refuse)
+    for fn, args, expected, _ in CASES:
+        assert fn(*args) == expected
+    for text in HOSTILE:
+        extract_answer(text), math_reward(text, "1"), format_reward(text), parse_number(text)
