@@ -18,7 +18,7 @@ What it measures, in this order (a table on stdout, everything in bench.json):
   3. sampling tokens/s for B prompts x G completions (GRPOConfig's B and G, RunConfig's
      max_new_tokens, no stop ids so that every row makes every token): KV cache against
      recomputing the whole sequence for every token, and SDPA against explicit attention;
-  4. one GRPO step as grpo.train_grpo takes it, split into rollout (model.generate), reward
+  4. one GRPO step, grpo.grpo_step as the training loop calls it, split into rollout, reward
      (decode, reward.reward_terms with a random PreferenceModel of the scratch size, blend,
      advantages; scored on teacher-written completions, since a random policy never writes an
      answer the preference model would read) and train (token_logprobs, policy_loss, backward,
@@ -81,13 +81,12 @@ import config
 from checkpoint import write_json
 from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
-from evaluate import completions
-from grpo import GRPOConfig, advantages_and_mask, policy_loss, token_logprobs
+from grpo import GRPOConfig, grpo_step, update
 from guard import SkipNonFinite
 from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, linearity,
                      matmul_flops, sync, timeit)
 from model import GPT, GPTConfig, generate
-from reward import PreferenceModel, RewardConfig, blend, reward_terms
+from reward import PreferenceModel, RewardConfig, blend, blend_floor, reward_terms
 from train import PRESETS, PretrainConfig, RunConfig, make_optimizer, pack, train_step
 
 
@@ -199,87 +198,65 @@ def bench_sampling(model, prompts, G: int, max_new: int, pad: int, device: str,
             "explicit_kv_tokens_per_s": n / explicit, "sdpa_speedup": explicit / kv}
 
 
-def grpo_train(policy, opt, ids, pad, n_prompt: int, old_logp, adv, mask, gcfg: GRPOConfig,
-               max_len: int) -> None:
-    """grpo.train_grpo's update with inner_epochs = 1: forward, loss, backward, clip, step."""
-    logp, _entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True)  # (N, T)
-    loss, _ = policy_loss(logp, old_logp, adv, mask, agg=gcfg.loss_agg, clip_low=gcfg.clip_low,
-                          clip_high=gcfg.clip_high, max_len=max_len)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(policy.parameters(), gcfg.rl_grad_clip)
-    opt.step()
-
-
 def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
                gcfg: GRPOConfig, max_new: int, device: str, cfg: BenchConfig):
-    """One GRPO step timed in three pieces, its peak memory, and the train piece's memory at
-    B*G/4, B*G/2, B*G rows of the same rollout. Returns (grpo_step, memory_scaling)."""
-    B, G = len(problems), gcfg.group_size
-    rows = [p for p in problems for _ in range(G)]
+    """grpo.grpo_step, the function the training loop runs, timed in its three pieces, its peak
+    memory, and the update's memory at B*G/4, B*G/2, B*G rows of the same rollout. Returns
+    (grpo_step, memory_scaling)."""
+    rows = [p for p in problems for _ in range(gcfg.group_size)]
     # A random policy never closes an <answer> tag, so its completions would skip the preference
-    # model. We score teacher-written completions instead: every row pays for the preference
-    # model, as a trained policy's completions do. The rollout is still decoded (its cost counts).
+    # model. The score scores teacher-written completions instead: every row pays for the
+    # preference model, as a trained policy's completions do. The rollout is still decoded.
     rng = random.Random(cfg.seed)
     teacher = []
     for p in rows:
         s = teacher_solution(p, rng, task)
         ids, n_prompt = tok.render(p.prompt, s.think, s.answer_text)
         teacher.append(tok.decode(ids[n_prompt:]))      # <think>...</answer><|endoftext|>
-    prompts = [tok.encode(p.prompt) for p in problems]
+
+    def score(problems, texts):                          # texts decoded, then replaced
+        terms = reward_terms(rows, teacher, rm, tok, rcfg, device)
+        return terms, blend(terms, rcfg)
+
     opt = torch.optim.AdamW(policy.parameters(), lr=gcfg.rl_lr, betas=(0.9, 0.95),
                             weight_decay=0.0)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    guard = SkipNonFinite("bench", 1)
     policy.eval()                                        # dropout off, as in train_grpo
 
     def step():
-        sync(device)
-        t0 = time.perf_counter()
-        # ---- rollout: B prompts x G samples, each prompt prefilled once
-        roll = generate(policy, prompts, num_samples=G, max_new_tokens=max_new,
-                        temperature=gcfg.rl_temperature, stop_ids=[tok.answer_end, tok.eot],
-                        pad_id=tok.pad, generator=gen)
-        sync(device)
-        t1 = time.perf_counter()
-        # ---- reward: decode, every term of the blend, advantages
-        completions(tok, roll)
-        terms = reward_terms(rows, teacher, rm, tok, rcfg, device)
-        adv, keep = advantages_and_mask(blend(terms, rcfg).view(B, G), terms["correct"].view(B, G),
-                                        roll.truncated.view(B, G), gcfg)  # (N,), (N,)
-        sync(device)
-        t2 = time.perf_counter()
-        # ---- train: teacher-forced log-probs, loss, backward, AdamW
-        ids, pad = roll.sequences()                      # (N, Tp + T), (N,)
-        grpo_train(policy, opt, ids, pad, roll.prompt_ids.shape[1], roll.logprobs, adv,
-                   roll.mask & keep[:, None], gcfg, max_new)
-        sync(device)
-        return (t1 - t0, t2 - t1, time.perf_counter() - t2), roll, adv, keep
+        return grpo_step(policy, opt, tok, problems, score, gcfg, step=0, gen=gen, guard=guard,
+                         max_new_tokens=max_new, floor=blend_floor(rcfg))
 
     for _ in range(cfg.warmup):
         step()
     times, peak = [], 0
     for _ in range(cfg.gen_repeats):
+        sync(device)
         with PeakMemory(device) as mem:
-            t, roll, adv, keep = step()
-        times.append(t)
+            s = step()
+        times.append((s.rollout_s, s.reward_s, s.train_s))
         peak = max(peak, mem.bytes)
     rollout_s, reward_s, train_s = (statistics.median(col) for col in zip(*times))
+    roll = s.rollout
     ids, pad = roll.sequences()
     n_prompt, N, T = roll.prompt_ids.shape[1], ids.shape[0], ids.shape[1]
-    grpo_step = {"rows": N, "seq_len": T, "rollout_s": rollout_s, "reward_s": reward_s,
-                 "train_s": train_s, "step_s": rollout_s + reward_s + train_s,
-                 "rollout_fraction": rollout_s / (rollout_s + reward_s + train_s),
-                 "peak_mem_bytes": peak, "peak_mem_kind": mem.kind}
+    grpo_step_figures = {"rows": N, "seq_len": T, "rollout_s": rollout_s, "reward_s": reward_s,
+                         "train_s": train_s, "step_s": rollout_s + reward_s + train_s,
+                         "rollout_fraction": rollout_s / (rollout_s + reward_s + train_s),
+                         "peak_mem_bytes": peak, "peak_mem_kind": mem.kind}
 
-    # ---- memory of the train piece at growing B*G, same T (rows of the last rollout)
+    # ---- memory of the update at growing B*G, same T (rows of the last rollout, A = 1)
     scaling = []
     for n in (N // 4, N // 2, N):                        # B*G >= 16 in every preset
+        mask = roll.mask[:n]
         with PeakMemory(device) as mem, SavedBytes(policy) as saved:
-            grpo_train(policy, opt, ids[:n], pad[:n], n_prompt, roll.logprobs[:n], adv[:n],
-                       roll.mask[:n] & keep[:n, None], gcfg, max_new)
+            update(policy, opt, ids[:n], pad[:n], n_prompt, roll.logprobs[:n],
+                   torch.ones(n, device=device), mask, gcfg, guard=guard, step=0,
+                   lr=gcfg.rl_lr, max_len=max_new, n_tokens=mask.sum(), n_seqs=n, n_rows=n)
         scaling.append({"bgt": n * T, "peak_mem_bytes": mem.bytes, "activation_bytes": saved.bytes})
-    grpo_step["activation_bytes"] = scaling[-1]["activation_bytes"]
-    return grpo_step, scaling
+    grpo_step_figures["activation_bytes"] = scaling[-1]["activation_bytes"]
+    return grpo_step_figures, scaling
 
 
 def attention_memory(model: GPT, n_rows: int, device: str) -> dict:

@@ -231,6 +231,29 @@ def _tuples(x):
     return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def save_training(out_dir: str, stage: str, *, step: int, model, opt, device: str,
+                  generators: dict, **figures) -> None:
+    """<stage>.state.pt: the step, the weights, the AdamW moments, every generator of the stage
+    and the loop's own running figures (`figures`: its log so far, its data position, ...)."""
+    save_state(out_dir, stage, {"step": step, "model": model.state_dict(),
+                                "optimizer": opt.state_dict(),
+                                "rng": rng_state(device, **generators), **figures})
+
+
+def resume_training(out_dir: str, stage: str, *, model, opt, device: str, seed: int,
+                    generators: dict) -> dict | None:
+    """The other half of save_training: None when out_dir holds no state of `stage`; else the
+    weights, the moments and the generators are put back in place (a generator saved on
+    another kind of device is seeded with seed + step) and the state is returned, for the
+    loop to read its step and its own figures from."""
+    state = load_state(out_dir, stage)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        load_optimizer(opt, state["optimizer"])
+        set_rng_state(stage, state["rng"], device, seed + state["step"], **generators)
+    return state
+
+
 def state_path(out_dir: str, stage: str) -> str:
     return os.path.join(out_dir, f"{stage}.state.pt")
 

@@ -43,23 +43,15 @@ What this is deliberately not: PPO with a value model, process rewards, or a rol
 separate from the trainer (vLLM-style).
 """
 
-import json
-import math
-import os
-import random
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm import tqdm
 
 import dist
-from checkpoint import (load_optimizer, load_state, open_log, rng_state, save_state,
-                        set_rng_state)
-from evaluate import completions, evaluate
-from guard import SkipNonFinite
+from evaluate import completions
+from measure import sync
 from model import generate
 
 
@@ -218,177 +210,110 @@ def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
     return logp, -(logp_all.exp() * logp_all).sum(-1)                # (N, T) H[π(· | ...)]
 
 # ------------------------------------------------------------------------------------------------
-# the loop
+# one step: rollout -> reward -> advantages -> loss -> update
 
 def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
     """Linear warm-up over rl_warmup steps, then linear decay to 0 at rl_steps. The decay keeps
-    late updates small: at a constant 3e-4 the cpu preset's accuracy rose for 50 steps, then fell
-    back while the preference score kept climbing (measured, see the README)."""
+    late updates small: at a constant learning rate the cpu preset's accuracy rose, then fell
+    back while the preference score kept climbing (see the README)."""
     warm = min(1.0, (step + 1) / max(cfg.rl_warmup, 1))
     return cfg.rl_lr * warm * (1 - step / cfg.rl_steps)
 
 
-def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, score, ref=None,
-               max_new_tokens: int, seed: int, out_dir: str, device: str, resume: bool = False,
-               max_bad_steps: int = 5, floor: float = 0.0):
-    """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict (rank 0).
+@dataclass
+class Step:
+    """What one grpo_step did, for the log (grpo_loop.step_metrics); rows of this rank only."""
+    rollout: object             # model.Rollout: n = b * G rows
+    terms: dict                 # every term of the blend, (n,) each
+    reward: torch.Tensor        # (n,) the blended reward
+    verifier: torch.Tensor      # (b, G) raw 0/1 exact match
+    keep: torch.Tensor          # (n,) rows in the loss
+    mask: torch.Tensor          # (n, T) tokens in the loss
+    entropy: torch.Tensor       # (n, T) H[π_T] at each generated position
+    kl: torch.Tensor | None     # (n, T) k3 against the reference, with one
+    log_ratio: torch.Tensor | None  # (n, T) log π_θ/π_ref, with a reference
+    loss: torch.Tensor          # the global batch's loss (0 without an update)
+    clip_frac: torch.Tensor
+    grad_norm: torch.Tensor     # before clipping (0 without an update)
+    updated: bool               # False: nothing to learn, no update
+    rollout_s: float
+    reward_s: float
+    train_s: float
 
-    prompts_pool: Problems to draw RL prompts from; eval_problems: a held-out slice for the
-    quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,));
-    floor: the reward of a truncated completion with --truncation floor (reward.blend_floor).
-    A step with nothing to learn from (every advantage 0 and β = 0, or every completion left out
-    of the loss) makes no update at all: AdamW's momentum would still move the weights. It is
-    counted (`no_signal` in the log, `no_signal_steps` in the summary).
-    Writes out_dir/grpo_log.jsonl, one line per step, and every cfg.rl_ckpt_every steps
-    out_dir/grpo.state.pt, from which resume=True continues. Under torchrun each rank samples
-    and trains on its share of the B prompts, whole groups, and rank 0 writes.
-    """
-    rank, world = dist.rank(), dist.world()
-    B, G = cfg.prompts_per_step, cfg.group_size
-    if B % world:
-        raise ValueError(f"--prompts_per_step {B} is not a multiple of the {world} processes")
-    b = B // world                                                   # prompts on this rank
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, betas=(0.9, 0.95),
-                            weight_decay=0.0)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    pick = random.Random(seed)
-    guard = SkipNonFinite("grpo", max_bad_steps)
-    start, history, elapsed, no_signal = 0, [], 0.0, 0
-    state = load_state(out_dir, "grpo") if resume else None
-    if state is not None:                                            # continue where it stopped
-        policy.load_state_dict(state["model"])
-        load_optimizer(opt, state["optimizer"])
-        set_rng_state("grpo", state["rng"], device, seed + state["step"], gen=gen, pick=pick)
-        start, history, elapsed = state["step"], state["history"], state["elapsed"]
-        no_signal = state["no_signal"]
-        guard = SkipNonFinite("grpo", max_bad_steps, **state["guard"])
-        if rank == 0:
-            print(f"grpo | resuming at step {start}")
-    trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
-    policy.eval()                                                    # dropout off, always
-    if rank == 0:                                                    # the log up to `start`
-        log = open_log(os.path.join(out_dir, "grpo_log.jsonl"), history)
-    t_start = time.time()
-    bar = tqdm(range(start, cfg.rl_steps + 1), desc="grpo", initial=start,
-               total=cfg.rl_steps + 1, dynamic_ncols=True, mininterval=1.0, disable=rank > 0)
-    for step in bar:
-        last_step = step == cfg.rl_steps
-        if rank == 0 and step > start and step % cfg.rl_ckpt_every == 0 and not last_step:
-            save_state(out_dir, "grpo", {
-                "step": step, "model": policy.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(device, gen=gen, pick=pick), "history": history,
-                "elapsed": elapsed + time.time() - t_start, "guard": guard.state(),
-                "no_signal": no_signal})
-        if rank == 0 and (step % cfg.rl_eval_every == 0 or last_step):  # evaluate, now and then
-            quick = evaluate(policy, tok, eval_problems, k=1, max_new_tokens=max_new_tokens,
-                             seed=seed, desc="quick eval")
-            tqdm.write(f"step {step:04d}/{cfg.rl_steps} | eval/greedy_acc "
-                       f"{quick['greedy_accuracy']:.3f} | eval/format {quick['format_rate']:.3f}")
-        if last_step:
-            break
-        t0 = time.time()
-        # ---- rollout: B prompts x G samples, each prompt prefilled once; this rank's b prompts
-        problems = [pick.choice(prompts_pool) for _ in range(B)]     # the same on every rank
-        problems = problems[rank * b:(rank + 1) * b]
-        rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
-                           max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
-                           stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen,
-                           shard=(rank, world))
-        t_rollout = time.time() - t0
-        # ---- reward: every term of the blend, then the total
-        texts = completions(tok, rollout)
-        terms, reward = score([p for p in problems for _ in range(G)], texts)  # (n,) each
-        verifier = terms["correct"].to(device).view(b, G)            # raw 0/1 exact match
-        adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
-                                        rollout.truncated.view(b, G), cfg, floor)  # (n,), (n,)
-        t_reward = time.time() - t0 - t_rollout
-        # ---- policy update(s)
-        ids, pad = rollout.sequences()                               # (n, Tp + T), (n,)
-        n_prompt = rollout.prompt_ids.shape[1]
-        mask = rollout.mask & keep[:, None]                          # (n, T) tokens in the loss
-        n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([      # over the global batch:
-            mask.sum(), keep.sum(), (keep & (adv != 0)).sum()]))     # Σ|o_i|, rows kept, A != 0
-        ref_logp = None
-        if ref is not None:
-            with torch.no_grad():
-                ref_logp = token_logprobs(ref, ids, pad, n_prompt, temperature=cfg.rl_temperature)
-        # nothing to learn (every A = 0 and no KL term, or no row kept): no update at all, since
-        # AdamW's momentum would still move θ; the forward is for the diagnostics only
-        signal = n_tokens.item() > 0 and (n_signal.item() > 0 or cfg.kl_beta > 0)  # all ranks
-        if not signal:
-            no_signal += 1
-            with torch.no_grad():
-                logp, entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True,
-                                               temperature=cfg.rl_temperature)
-            kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
-            loss, clip_frac, grad_norm = torch.zeros(()), torch.zeros(()), torch.zeros(())
-        for _ in range(cfg.inner_epochs if signal else 0):
-            logp, entropy = token_logprobs(trainer, ids, pad, n_prompt, with_entropy=True,
+
+def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, cfg: GRPOConfig, *,
+           guard, step: int, lr: float, max_len: int, n_tokens, n_seqs, n_rows: int,
+           ref_logp=None):
+    """μ = cfg.inner_epochs policy-gradient updates on one batch of rollouts: teacher-forced
+    log-probs, the clipped loss, backward, clip, AdamW (skipped by `guard` if not finite).
+    Returns (logp, entropy, kl, loss, clip_frac, grad_norm) of the last epoch."""
+    for _ in range(cfg.inner_epochs):
+        logp, entropy = token_logprobs(trainer, ids, pad, n_prompt, with_entropy=True,
+                                       temperature=cfg.rl_temperature)   # (n, T) each
+        kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+        loss, clip_frac = policy_loss(logp, old_logp, adv, mask, agg=cfg.loss_agg,
+                                      clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                                      max_len=max_len, kl=kl, beta=cfg.kl_beta,
+                                      n_tokens=n_tokens, n_seqs=n_seqs, n_rows=n_rows)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        (loss * dist.world()).backward()                             # DDP divides by world
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainer.parameters(), cfg.rl_grad_clip)
+        loss = dist.all_sum(loss.detach())                           # the global batch's loss
+        guard.step(opt, loss.item(), grad_norm.item(), step)
+    return logp, entropy, kl, loss, clip_frac, grad_norm
+
+
+def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, gen, guard,
+              max_new_tokens: int, floor: float = 0.0, ref=None, trainer=None) -> Step:
+    """One GRPO step on `problems` (this rank's b of the step's B prompts, in eval mode).
+
+    score(problems, texts) -> (terms, total): the reward (reward.Reward). floor: what a
+    truncated completion earns. ref: a frozen reference policy for the KL term. trainer: the
+    policy wrapped in DistributedDataParallel under torchrun. A step with nothing to learn
+    (every A = 0 with β = 0, or no row kept) makes no update at all, since AdamW's momentum
+    would still move θ; its forward pass is for the diagnostics only."""
+    G, b, device = cfg.group_size, len(problems), next(policy.parameters()).device
+    sync(str(device))                                                # clocks read after the GPU
+    t0 = time.time()
+    # ---- rollout: G completions per prompt, each prompt prefilled once, the global batch's noise
+    rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
+                       max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
+                       stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen,
+                       shard=(dist.rank(), dist.world()))
+    sync(str(device))
+    t1 = time.time()
+    # ---- reward: every term of the blend, the total, the advantages within each group
+    terms, reward = score([p for p in problems for _ in range(G)], completions(tok, rollout))
+    verifier = terms["correct"].to(device).view(b, G)                # raw 0/1 exact match
+    adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
+                                    rollout.truncated.view(b, G), cfg, floor)  # (n,), (n,)
+    sync(str(device))
+    t2 = time.time()
+    # ---- loss and update over the tokens kept, normalised by the global batch's counts
+    ids, pad = rollout.sequences()                                   # (n, Tp + T), (n,)
+    n_prompt = rollout.prompt_ids.shape[1]
+    mask = rollout.mask & keep[:, None]                              # (n, T) tokens in the loss
+    n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([          # over the global batch:
+        mask.sum(), keep.sum(), (keep & (adv != 0)).sum()]))         # Σ|o_i|, rows kept, A != 0
+    ref_logp = None
+    if ref is not None:
+        with torch.no_grad():
+            ref_logp = token_logprobs(ref, ids, pad, n_prompt, temperature=cfg.rl_temperature)
+    updated = n_tokens.item() > 0 and (n_signal.item() > 0 or cfg.kl_beta > 0)  # on all ranks
+    if updated:
+        logp, entropy, kl, loss, clip_frac, grad_norm = update(
+            trainer or policy, opt, ids, pad, n_prompt, rollout.logprobs, adv, mask, cfg,
+            guard=guard, step=step, lr=rl_lr_at(step, cfg), max_len=max_new_tokens,
+            n_tokens=n_tokens, n_seqs=n_seqs, n_rows=cfg.prompts_per_step * G, ref_logp=ref_logp)
+    else:
+        with torch.no_grad():
+            logp, entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True,
                                            temperature=cfg.rl_temperature)
-            kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
-            loss, clip_frac = policy_loss(logp, rollout.logprobs, adv, mask, agg=cfg.loss_agg,
-                                          clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                                          max_len=max_new_tokens, kl=kl, beta=cfg.kl_beta,
-                                          n_tokens=n_tokens, n_seqs=n_seqs, n_rows=B * G)
-            for group in opt.param_groups:
-                group["lr"] = rl_lr_at(step, cfg)
-            (loss * world).backward()                                # DDP divides by world
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.rl_grad_clip)
-            loss = dist.all_sum(loss.detach())                       # the global batch's loss
-            guard.step(opt, loss.item(), grad_norm.item(), step)
-        # ---- diagnostics over the global batch: one line per step, and the same as JSON
-        real = rollout.mask.float()                                  # (n, T) generated tokens
-        entropy_sum, clip_sum, n_real, n_mask = dist.all_sum(torch.stack([
-            (entropy.detach() * real).sum(), clip_frac * mask.sum(), real.sum(), mask.sum()]))
-        reward, verifier = dist.gather_rows(reward), dist.gather_rows(verifier)
-        terms = {k: dist.gather_rows(v) for k, v in terms.items()}
-        keep, truncated = dist.gather_rows(keep), dist.gather_rows(rollout.truncated)
-        right = verifier.flatten() > 0
-        lengths = dist.gather_rows(rollout.lengths).float()
-        row = {"step": step, "reward": reward.mean().item(), "reward_std": reward.std().item(),
-               "used": keep.float().mean().item(),
-               **{f"r/{k}": v.float().mean().item() for k, v in terms.items()},
-               "accuracy": right.float().mean().item(),
-               "zero_var": zero_variance_groups(verifier).float().mean().item(),
-               "all_right": verifier.all(1).float().mean().item(),
-               "all_wrong": (~verifier.bool().any(1)).float().mean().item(),
-               "len_right": lengths[right].mean().item() if right.any() else float("nan"),
-               "len_wrong": lengths[~right].mean().item() if (~right).any() else float("nan"),
-               "truncated": truncated.float().mean().item(),
-               "entropy": (entropy_sum / n_real).item(),
-               "clip_frac": (clip_sum / n_mask.clamp(min=1)).item(),
-               "grad_norm": grad_norm.item(), "loss": loss.item(), "skipped": guard.skipped,
-               "no_signal": no_signal, "rollout_s": t_rollout, "reward_s": t_reward,
-               "step_s": time.time() - t0,
-               "tok_per_s": n_real.item() / (time.time() - t0)}
-        if ref_logp is not None:
-            log_ratio = (logp.detach() - ref_logp) * real
-            kl_seq = dist.gather_rows(log_ratio.sum(1))              # Σ_t log π/π_ref, per row
-            kl_sum = dist.all_sum((kl.detach() * real).sum())
-            row["kl_k1_seq"] = kl_seq.mean().item()
-            row["kl_k3"] = (kl_sum / n_real).item()
-        history.append(row)
-        if rank > 0:
-            continue
-        log.write(json.dumps(row) + "\n")
-        log.flush()
-        terms_txt = " ".join(f"{k} {row[f'r/{k}']:.2f}" for k in terms)
-        tqdm.write(f"step {step:04d} | reward {row['reward']:.3f} ± {row['reward_std']:.2f} | "
-                   f"{terms_txt} | acc {row['accuracy']:.2f} | zero_var {row['zero_var']:.2f} | "
-                   f"len ok/bad {row['len_right']:.0f}/{row['len_wrong']:.0f} | "
-                   f"trunc {row['truncated']:.2f} | H {row['entropy']:.3f} | "
-                   f"clip {row['clip_frac']:.2f} | gnorm {row['grad_norm']:.2f} | "
-                   f"{row['step_s'] * 1000:.0f}ms")
-        bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.2f}")
-    if rank > 0:
-        return None
-    log.close()
-    return {"steps": cfg.rl_steps, "final_quick_greedy_accuracy": quick["greedy_accuracy"],
-            "train_accuracy_first10": _mean([h["accuracy"] for h in history[:10]]),
-            "train_accuracy_last10": _mean([h["accuracy"] for h in history[-10:]]),
-            "skipped_updates": guard.skipped, "no_signal_steps": no_signal,
-            "time_s": elapsed + time.time() - t_start}
-
-
-def _mean(xs):
-    return sum(xs) / len(xs) if xs else math.nan
+        kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+        loss = clip_frac = grad_norm = torch.zeros(())
+    sync(str(device))
+    log_ratio = logp.detach() - ref_logp if ref_logp is not None else None  # (n, T) log π/π_ref
+    return Step(rollout, terms, reward, verifier, keep, mask, entropy.detach(),
+                kl.detach() if kl is not None else None, log_ratio, loss, clip_frac, grad_norm,
+                updated, t1 - t0, t2 - t1, time.time() - t2)

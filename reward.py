@@ -57,8 +57,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import (load_model, load_optimizer, load_state, load_weights, read_checkpoint,
-                        rng_state, save_model, save_state, set_rng_state)
+from checkpoint import (load_model, load_weights, read_checkpoint, resume_training, save_model,
+                        save_training)
 from data.problems import Problem, TaskConfig, make_splits, teacher_solution
 from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
 from data.tokenizer import Tokenizer
@@ -323,11 +323,9 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
     loss_ema = acc_ema = None
     start, train_time, elapsed = 0, 0.0, 0.0
     guard = SkipNonFinite("reward model", run.max_bad_steps)
-    state = load_state(out, "reward") if resume else None
+    state = resume_training(out, "reward", model=rm, opt=opt, device=device, seed=run.seed,
+                            generators=dict(gen=gen)) if resume else None
     if state is not None:                          # continue where it stopped
-        rm.load_state_dict(state["model"])
-        load_optimizer(opt, state["optimizer"])
-        set_rng_state("reward model", state["rng"], device, run.seed + state["step"], gen=gen)
         start, queue, loss_ema, acc_ema = state["step"], state["queue"], *state["ema"]
         train_time, elapsed = state["train_time"], state["elapsed"]
         guard = SkipNonFinite("reward model", run.max_bad_steps, **state["guard"])
@@ -337,11 +335,10 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig,
                dynamic_ncols=True, mininterval=1.0)
     for step in bar:
         if step > start and step % cfg.rm_ckpt_every == 0:
-            save_state(out, "reward", {
-                "step": step, "model": rm.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(device, gen=gen), "queue": queue, "ema": (loss_ema, acc_ema),
-                "train_time": train_time + time.time() - t1,
-                "elapsed": elapsed + time.time() - t0, "guard": guard.state()})
+            save_training(out, "reward", step=step, model=rm, opt=opt, device=device,
+                          generators=dict(gen=gen), queue=queue, ema=(loss_ema, acc_ema),
+                          train_time=train_time + time.time() - t1,
+                          elapsed=elapsed + time.time() - t0, guard=guard.state())
         if not queue:                              # a new epoch of shuffled pairs
             queue = torch.randperm(len(ids_c), generator=gen).split(cfg.rm_batch_size)
             queue = [b.tolist() for b in queue]

@@ -54,15 +54,16 @@ from tqdm import tqdm
 import config
 import dist
 import preflight
-from checkpoint import (clear_state, load_model, load_optimizer, load_state, open_log, read_json,
-                        rng_state, save_model, save_state, set_rng_state, state_path,
+from checkpoint import (clear_state, load_model, load_state, open_log, read_json,
+                        resume_training, save_model, save_state, save_training, state_path,
                         update_report, write_json, write_text)
 from data.problems import (Splits, TaskConfig, imitation_ceiling, make_splits, teacher_solution,
                            uses_misconception)
 from data.rater import wrong_unit
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import evaluate
-from grpo import GRPOConfig, train_grpo
+from grpo import GRPOConfig
+from grpo_loop import train_grpo
 from guard import NonFiniteError, SkipNonFinite
 from model import GPT, GPTConfig
 from reward import (RewardConfig, answer_span, blend, blend_floor, eval_scorers,
@@ -192,9 +193,8 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
     prepare_corpus makes them); saves the tokenizer beside pretrain.pt."""
     t0 = time.time()
     rank, world = dist.rank(), dist.world()
-    state = load_state(out, "pretrain") if resume else None
-    if rank == 0 and state is None:
-        tok.save(os.path.join(out, "tokenizer.tiktoken"))
+    if rank == 0 and not (resume and os.path.exists(state_path(out, "pretrain"))):
+        tok.save(os.path.join(out, "tokenizer.tiktoken"))     # the run's; a resume has it
     rng = random.Random(f"{task.task_seed}/val")
     val_docs = [tok.render(p.prompt, s.think, s.answer_text)
                 for p in splits.in_dist for s in [teacher_solution(p, rng, task)]]
@@ -214,10 +214,9 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
     guard = SkipNonFinite("pretrain", run.max_bad_steps)
     start, queue, history, elapsed = 0, [], [], 0.0
     tokens_seen, train_time, loss_ema = 0, 0.0, None
+    state = resume_training(out, "pretrain", model=model, opt=opt, device=device, seed=run.seed,
+                            generators=dict(gen=gen)) if resume else None
     if state is not None:                                      # continue where it stopped
-        model.load_state_dict(state["model"])
-        load_optimizer(opt, state["optimizer"])
-        set_rng_state("pretrain", state["rng"], device, run.seed + state["step"], gen=gen)
         start, queue, history, elapsed = (state[k] for k in ("step", "queue", "history",
                                                              "elapsed"))
         tokens_seen, train_time, loss_ema = state["tokens"], state["train_time"], state["ema"]
@@ -235,11 +234,10 @@ def pretrain(run: RunConfig, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConf
     for step in bar:
         last_step = step == cfg.pretrain_steps
         if rank == 0 and step > start and step % cfg.ckpt_every == 0 and not last_step:
-            save_state(out, "pretrain", {
-                "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(device, gen=gen), "queue": queue, "history": history,
-                "tokens": tokens_seen, "train_time": train_time, "ema": loss_ema,
-                "elapsed": elapsed + time.time() - t0, "guard": guard.state()})
+            save_training(out, "pretrain", step=step, model=model, opt=opt, device=device,
+                          generators=dict(gen=gen), queue=queue, history=history,
+                          tokens=tokens_seen, train_time=train_time, ema=loss_ema,
+                          elapsed=elapsed + time.time() - t0, guard=guard.state())
         if rank == 0 and (step % cfg.eval_every == 0 or last_step):   # validate, now and then
             model.eval()
             with torch.no_grad(), autocast:

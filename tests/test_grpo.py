@@ -8,8 +8,9 @@ import torch
 
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss, rl_lr_at,
-                  token_logprobs, train_grpo, zero_variance_groups)
+from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
+                  rl_lr_at, token_logprobs, zero_variance_groups)
+from grpo_loop import train_grpo
 from model import GPT, GPTConfig, generate
 
 
