@@ -14,7 +14,7 @@ What it measures, in this order (a table on stdout, everything in bench.json):
      compares our code with what this machine's BLAS / cuBLAS actually reaches;
   2. pretraining tokens/s and model FLOP utilisation: train.py's step (AdamW, clip, bf16 autocast
      on CUDA) on a real batch, the middle length bucket of preset batch_size rendered teacher
-     documents packed by train.pack. Tokens = non-pad input tokens, as train.py counts them;
+     documents packed by pretrain.pack. Tokens = non-pad input tokens, as pretrain.py counts them;
   3. sampling tokens/s for B prompts x G completions (GRPOConfig's B and G, RunConfig's
      max_new_tokens, no stop ids so that every row makes every token): KV cache against
      recomputing the whole sequence for every token, and SDPA against explicit attention;
@@ -87,7 +87,8 @@ from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, li
                      matmul_flops, sync, timeit)
 from model import GPT, GPTConfig, generate
 from reward import PreferenceModel, RewardConfig, blend, blend_floor, reward_terms
-from train import PRESETS, PretrainConfig, RunConfig, make_optimizer, pack, train_step
+from pretrain import PretrainConfig, make_optimizer, pack, train_step
+from train import PRESETS, RunConfig
 
 
 @dataclass

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 import config
+import pretrain
 import train
 from data.problems import TaskConfig
 from model import GPTConfig
@@ -13,7 +14,7 @@ from reward import RewardConfig
 
 
 def stage_configs():
-    return [train.RunConfig(), TaskConfig(), GPTConfig(), train.PretrainConfig(), RewardConfig(),
+    return [train.RunConfig(), TaskConfig(), GPTConfig(), pretrain.PretrainConfig(), RewardConfig(),
             GRPOConfig()]
 
 
@@ -30,7 +31,7 @@ def test_apply_converts_types_and_returns_new_instances():
     run, task, gpt, pre, _, _ = config.apply(before, {"lr": "1e-3", "n_layer": "6", "ops": "+-*",
                                                    "stages": "eval"})
     assert (pre.lr, gpt.n_layer, task.ops, run.stages) == (1e-3, 6, "+-*", "eval")
-    assert before[3].lr == train.PretrainConfig().lr             # nothing was mutated
+    assert before[3].lr == pretrain.PretrainConfig().lr             # nothing was mutated
 
 
 def test_unknown_key_and_bad_values_name_the_key():
@@ -56,16 +57,16 @@ def test_presets_name_real_fields_with_valid_values(preset):
 
 
 def test_lr_schedule_by_hand():
-    cfg = train.PretrainConfig(lr=1.0, warmup_steps=10, pretrain_steps=110, min_lr_ratio=0.1)
-    assert train.lr_at(0, cfg) == pytest.approx(0.1)                  # (0 + 1) / 10
-    assert train.lr_at(9, cfg) == pytest.approx(1.0)
-    assert train.lr_at(10, cfg) == pytest.approx(1.0)                  # cosine starts at the peak
-    assert train.lr_at(60, cfg) == pytest.approx(0.55)                 # halfway: 0.1 + 0.9 * 0.5
-    assert train.lr_at(110, cfg) == pytest.approx(0.1)
+    cfg = pretrain.PretrainConfig(lr=1.0, warmup_steps=10, pretrain_steps=110, min_lr_ratio=0.1)
+    assert pretrain.lr_at(0, cfg) == pytest.approx(0.1)                  # (0 + 1) / 10
+    assert pretrain.lr_at(9, cfg) == pytest.approx(1.0)
+    assert pretrain.lr_at(10, cfg) == pytest.approx(1.0)                  # cosine starts at the peak
+    assert pretrain.lr_at(60, cfg) == pytest.approx(0.55)                 # halfway: 0.1 + 0.9 * 0.5
+    assert pretrain.lr_at(110, cfg) == pytest.approx(0.1)
 
 
 def test_pack_masks_prompt_and_padding():
-    x, y = train.pack([([5, 6, 7, 8, 9], 2), ([5, 6, 7], 1)], pad=0)
+    x, y = pretrain.pack([([5, 6, 7, 8, 9], 2), ([5, 6, 7], 1)], pad=0)
     assert x.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
     assert y.tolist() == [[-1, 7, 8, 9], [6, 7, -1, -1]]
 

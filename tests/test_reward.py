@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import config
+import pretrain
 import train
 from data.problems import ANSWER_STYLES, ITEMS, Problem, TaskConfig, answer_text, make_splits
 from data.rater import (agreement_ceiling, gold_score, make_pairs, noisy_preference, sigmoid,
@@ -195,7 +196,7 @@ def test_pref_scope_response_changes_what_the_model_sees(tok):
 
 
 def test_reward_config_fields_reach_the_command_line():
-    configs = [train.RunConfig(), TaskConfig(), GPTConfig(), train.PretrainConfig(),
+    configs = [train.RunConfig(), TaskConfig(), GPTConfig(), pretrain.PretrainConfig(),
                RewardConfig()]
     *_, rcfg = config.apply(configs, {"w_pref": "0.5", "pref_scope": "response",
                                       "rm_init": "pretrained"})

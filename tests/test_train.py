@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import config
+import pretrain
 import train
 from data.problems import make_splits
 from guard import SkipNonFinite
@@ -173,7 +174,7 @@ def test_weight_decay_falls_on_matrices_only():
     """AdamW's two groups: every matrix (the tied embedding once) decays, the RMSNorm gains do
     not; betas (0.9, 0.95)."""
     model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16))
-    opt = train.make_optimizer(model, train.PretrainConfig(weight_decay=0.1))
+    opt = pretrain.make_optimizer(model, pretrain.PretrainConfig(weight_decay=0.1))
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert decay["betas"] == (0.9, 0.95)
@@ -191,9 +192,9 @@ def test_train_step_is_one_clipped_adamw_step():
     a, b = GPT(cfg), GPT(cfg)
     b.load_state_dict(a.state_dict())
     x, y = torch.randint(0, 64, (3, 12)), torch.randint(0, 64, (3, 12))
-    pcfg = train.PretrainConfig(grad_clip=0.5)
-    opt_a, opt_b = train.make_optimizer(a, pcfg), train.make_optimizer(b, pcfg)
-    loss, norm = train.train_step(a, opt_a, x, y, pcfg.grad_clip, contextlib.nullcontext(),
+    pcfg = pretrain.PretrainConfig(grad_clip=0.5)
+    opt_a, opt_b = pretrain.make_optimizer(a, pcfg), pretrain.make_optimizer(b, pcfg)
+    loss, norm = pretrain.train_step(a, opt_a, x, y, pcfg.grad_clip, contextlib.nullcontext(),
                                   SkipNonFinite("test", 5), step=0)
     _, ref_loss = b(x, y)
     ref_loss.backward()

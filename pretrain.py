@@ -1,0 +1,225 @@
+"""
+Pretraining: next-token prediction on the fallible teacher's worked solutions.
+
+    L_LM = -1/|o| Σ_t log π_θ(o_t | q, o_<t)        over the completion tokens o only
+
+The prompt's numbers are random, so predicting them would teach nothing the model ever uses:
+prompt and padding targets are -1 (`pack`). Documents of similar length are batched together
+(length buckets), so a batch carries little padding. AdamW (Loshchilov & Hutter, arXiv
+1711.05101) with weight decay on matrices only, linear warm-up and cosine decay, gradient
+clipping, bf16 autocast on CUDA; on CPU fp32 (a bf16 matmul is slower there: bench.py measures
+both). Every cfg.ckpt_every steps the run's state goes to pretrain.state.pt (--resume).
+
+Under torchrun (dist.py) every rank computes the same batch order and takes `batch[rank::world]`
+of each global batch, its loss scaled by its share of the batch's target tokens, so that the
+averaged gradient is the one-process gradient.
+
+What this is deliberately not: a general trainer (no gradient accumulation, no mixed precision
+on CPU, no learning-rate finder).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+import dist
+from checkpoint import open_log, resume_training, save_model, save_training, state_path
+from data.problems import Splits, TaskConfig, imitation_ceiling, teacher_solution
+from data.tokenizer import Tokenizer
+from evaluate import evaluate
+from guard import SkipNonFinite
+from model import GPT, GPTConfig
+
+
+@dataclass
+class PretrainConfig:
+    """Next-token pretraining on the teacher's corpus (AdamW, warm-up, cosine decay)."""
+    batch_size: int = 32        # documents per step
+    pretrain_steps: int = 800   # optimizer steps
+    lr: float = 3e-3            # peak learning rate
+    warmup_steps: int = 100     # linear warm-up from 0 to lr
+    min_lr_ratio: float = 0.1   # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.1   # on matrices only, not on norms
+    grad_clip: float = 1.0      # max gradient norm, > 0 (inf: no clipping)
+    eval_every: int = 200       # validation loss + quick greedy accuracy every N steps
+    ckpt_every: int = 100       # save pretrain.state.pt (for --resume) every N steps
+
+    def __post_init__(self):
+        for name in ("batch_size", "pretrain_steps", "eval_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
+            raise ValueError("--lr must be > 0, --min_lr_ratio in [0, 1], --warmup_steps >= 0")
+        if not self.grad_clip > 0:                 # a clip of 0 would zero every gradient
+            raise ValueError(f"--grad_clip must be > 0, got {self.grad_clip}")
+
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * cfg.min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.pretrain_steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def make_optimizer(model, cfg: PretrainConfig, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW (betas 0.9, 0.95) with weight decay on matrices only, not on norms' gains."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
+
+
+def train_step(model, opt, x, y, grad_clip: float, autocast, guard: SkipNonFinite, step: int,
+               share: float = 1.0) -> tuple[float, float]:
+    """One pretraining update on a packed batch; returns (loss, grad norm) of the global batch.
+
+    The model returns the mean loss over this batch's targets. Under DDP, `share` is this rank's
+    fraction of the global batch's targets: each rank backpropagates mean * share * world, DDP
+    averages the gradients over the world, and the result is the gradient of the mean over all
+    targets, as one process would compute it (in one process share * world = 1)."""
+    with autocast:
+        _, loss = model(x, y)
+    (loss * (share * dist.world())).backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip).item()
+    loss = dist.all_sum(loss.detach() * share).item()              # mean over all targets
+    guard.step(opt, loss, grad_norm, step)                         # skipped if not finite
+    return loss, grad_norm
+
+
+def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded inputs and next-token targets; prompt and padding targets are -1 (ignored).
+
+    doc = prompt p0 p1 | completion c0 c1 c2 ->  x = p0 p1 c0 c1,  y = -1 c0 c1 c2
+    """
+    width = max(len(ids) for ids, _ in docs) - 1
+    x = torch.full((len(docs), width), pad, dtype=torch.long)
+    y = torch.full((len(docs), width), -1, dtype=torch.long)
+    for i, (ids, n_prompt) in enumerate(docs):
+        t = torch.tensor(ids)
+        x[i, :len(ids) - 1] = t[:-1]
+        y[i, :len(ids) - 1] = t[1:]
+        y[i, :n_prompt - 1] = -1                       # targets that are prompt tokens
+    return x, y
+
+
+# ------------------------------------------------------------------------------------------------
+# stage: pretrain
+
+def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: str, device: str,
+             splits: Splits, tok: Tokenizer, docs: list, resume: bool = False) -> dict:
+    """Next-token pretraining on `docs` (the corpus `splits.train` rendered by `tok`, as
+    train.prepare_corpus makes them); saves pretrain.pt and the tokenizer beside it. `run` is
+    train.RunConfig (its seed, max_bad_steps and max_new_tokens for the quick evaluation).
+    Returns the stage's figures for report.json."""
+    t0 = time.time()
+    rank, world = dist.rank(), dist.world()
+    if rank == 0 and not (resume and os.path.exists(state_path(out, "pretrain"))):
+        tok.save(os.path.join(out, "tokenizer.tiktoken"))     # the run's; a resume has it
+    rng = random.Random(f"{task.task_seed}/val")
+    val_docs = [tok.render(p.prompt, s.think, s.answer_text)
+                for p in splits.in_dist for s in [teacher_solution(p, rng, task)]]
+    x_val, y_val = pack(val_docs, tok.pad)
+    # bucket documents of similar length so a batch carries little padding; full batches only
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i][0]))
+    batches = [order[i:i + cfg.batch_size]     # preflight: batch_size <= n_train, world | it
+               for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)]
+
+    # ---- model and optimiser, or the state of an interrupted run
+    torch.manual_seed(run.seed)
+    model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
+    model = GPT(model_cfg).to(device)
+    opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
+    gen = torch.Generator().manual_seed(run.seed)
+    guard = SkipNonFinite("pretrain", run.max_bad_steps)
+    start, queue, history, elapsed = 0, [], [], 0.0
+    tokens_seen, train_time, loss_ema = 0, 0.0, None
+    state = resume_training(out, "pretrain", model=model, opt=opt, device=device, seed=run.seed,
+                            generators=dict(gen=gen)) if resume else None
+    if state is not None:                                      # continue where it stopped
+        start, queue, history, elapsed = (state[k] for k in ("step", "queue", "history",
+                                                             "elapsed"))
+        tokens_seen, train_time, loss_ema = state["tokens"], state["train_time"], state["ema"]
+        guard = SkipNonFinite("pretrain", run.max_bad_steps, **state["guard"])
+    trainer = DDP(model) if world > 1 else model               # averages grads over ranks
+    if rank == 0:
+        print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
+              f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens | "
+              f"{world} process(es)" + (f" | resuming at step {start}" if start else ""))
+        log = open_log(os.path.join(out, "pretrain_log.jsonl"), history)   # up to `start`
+
+    # ---- training loop
+    bar = tqdm(range(start, cfg.pretrain_steps + 1), desc="pretrain", initial=start,
+               total=cfg.pretrain_steps + 1, dynamic_ncols=True, mininterval=1.0, disable=rank > 0)
+    for step in bar:
+        last_step = step == cfg.pretrain_steps
+        if rank == 0 and step > start and step % cfg.ckpt_every == 0 and not last_step:
+            save_training(out, "pretrain", step=step, model=model, opt=opt, device=device,
+                          generators=dict(gen=gen), queue=queue, history=history,
+                          tokens=tokens_seen, train_time=train_time, ema=loss_ema,
+                          elapsed=elapsed + time.time() - t0, guard=guard.state())
+        if rank == 0 and (step % cfg.eval_every == 0 or last_step):   # validate, now and then
+            model.eval()
+            with torch.no_grad(), autocast:
+                val_loss = sum(model(xb.to(device), yb.to(device))[1].item()
+                               for xb, yb in zip(x_val.split(64), y_val.split(64)))
+            val_loss /= len(x_val.split(64))
+            quick = evaluate(model, tok, splits.in_dist[:64], k=1,
+                             max_new_tokens=run.max_new_tokens, seed=run.seed, desc="quick eval")
+            tqdm.write(f"step {step:05d}/{cfg.pretrain_steps} | train loss {loss_ema or 0:.4f} | "
+                       f"val loss {val_loss:.4f} | greedy acc {quick['greedy_accuracy']:.3f} | "
+                       f"format {quick['format_rate']:.3f} | "
+                       f"tok/s {tokens_seen / max(train_time, 1e-9):.0f}")
+            model.train()
+        if last_step:
+            break
+        if not queue:                                          # a new epoch of shuffled buckets
+            queue = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        batch = queue.pop()                                    # the global batch: doc indices
+        x, y = pack([docs[i] for i in batch[rank::world]], tok.pad)   # this rank's share
+        n_targets = sum(len(docs[i][0]) - docs[i][1] for i in batch)  # targets in the global batch
+        t1 = time.time()
+        x, y = x.to(device), y.to(device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss, grad_norm = train_step(trainer, opt, x, y, cfg.grad_clip, autocast, guard, step,
+                                     share=int((y != -1).sum()) / n_targets)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)             # the run's GPU, not cuda:0
+        train_time += time.time() - t1
+        tokens_seen += sum(len(docs[i][0]) - 1 for i in batch)  # non-pad inputs, global batch
+        if math.isfinite(loss):
+            loss_ema = loss if loss_ema is None else 0.95 * loss_ema + 0.05 * loss
+        history.append({"step": step, "loss": loss, "lr": lr_at(step, cfg),
+                        "grad_norm": grad_norm, "skipped": guard.skipped})
+        if rank == 0:
+            log.write(json.dumps(history[-1]) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{loss_ema or 0:.3f}", tok_s=f"{tokens_seen / train_time:.0f}")
+
+    if rank > 0:
+        return {}
+    log.close()
+    save_model(out, "pretrain", model, {"step": cfg.pretrain_steps, "tokenizer": tok.fingerprint})
+    figures = {
+        "pretrain": {"params": model.num_params(), "steps": cfg.pretrain_steps,
+                     "tokens_per_s": tokens_seen / train_time, "train_loss": loss_ema,
+                     "val_loss": val_loss, "corpus_tokens": sum(len(d) for d, _ in docs),
+                     "corpus_accuracy": sum(s.value == p.answer for p, s in splits.train)
+                     / len(splits.train), "skipped_updates": guard.skipped},
+        "imitation_ceiling": {**imitation_ceiling(splits.in_dist, task),
+                              "harder": imitation_ceiling(splits.harder, task)},
+        "time_s": {"pretrain": elapsed + time.time() - t0},
+    }
+    return figures
