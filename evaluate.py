@@ -26,11 +26,6 @@ from model import generate
 from verifiers import format_reward, math_reward
 
 
-def completions(tok, rollout) -> list[str]:
-    """Decode each generated row of a Rollout up to and including its stop token."""
-    return [tok.decode(row[m].tolist()) for row, m in zip(rollout.tokens, rollout.mask)]
-
-
 @torch.no_grad()
 def evaluate(model, tok, problems, *, k: int = 4, max_new_tokens: int = 192,
              batch_size: int = 64, seed: int = 0, desc: str = "eval",
@@ -48,7 +43,7 @@ def evaluate(model, tok, problems, *, k: int = 4, max_new_tokens: int = 192,
                           temperature=0.0, stop_ids=stop, pad_id=tok.pad)
         sampled = generate(model, prompts, num_samples=k, max_new_tokens=max_new_tokens,
                            temperature=1.0, stop_ids=stop, pad_id=tok.pad, generator=gen)
-        greedy_texts, texts = completions(tok, greedy), completions(tok, sampled)
+        greedy_texts, texts = greedy.texts(tok.decode), sampled.texts(tok.decode)
         for j, p in enumerate(chunk):
             gold = str(p.answer)
             greedy_ok.append(math_reward(greedy_texts[j], gold))

@@ -50,7 +50,6 @@ import torch
 import torch.nn.functional as F
 
 import dist
-from evaluate import completions
 from measure import sync
 from model import generate
 
@@ -269,8 +268,9 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
     """One GRPO step on `problems` (this rank's b of the step's B prompts, in eval mode).
 
     score(problems, texts) -> (terms, total): the reward (reward.Reward). floor: what a
-    truncated completion earns. ref: a frozen reference policy for the KL term. trainer: the
-    policy wrapped in DistributedDataParallel under torchrun. A step with nothing to learn
+    truncated completion earns (reward.Reward.floor). ref: a frozen reference policy for the
+    KL term. trainer: the policy wrapped in DistributedDataParallel under torchrun (the
+    gradients are averaged over ranks). A step with nothing to learn
     (every A = 0 with β = 0, or no row kept) makes no update at all, since AdamW's momentum
     would still move θ; its forward pass is for the diagnostics only."""
     G, b, device = cfg.group_size, len(problems), next(policy.parameters()).device
@@ -280,11 +280,12 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
     rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
                        max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
                        stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen,
-                       shard=(dist.rank(), dist.world()))
+                       shard=(dist.rank(), dist.world()),
+                       all_stopped=lambda done: dist.all_true(done.all()))  # on every rank
     sync(str(device))
     t1 = time.time()
     # ---- reward: every term of the blend, the total, the advantages within each group
-    terms, reward = score([p for p in problems for _ in range(G)], completions(tok, rollout))
+    terms, reward = score([p for p in problems for _ in range(G)], rollout.texts(tok.decode))
     verifier = terms["correct"].to(device).view(b, G)                # raw 0/1 exact match
     adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
                                     rollout.truncated.view(b, G), cfg, floor)  # (n,), (n,)

@@ -24,14 +24,12 @@ References:
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import dist
 
 ATTN_IMPLS = ("sdpa", "explicit")
 
@@ -312,6 +310,11 @@ class Rollout:
     lengths: torch.Tensor  # (N,) long, number of real generated tokens
     truncated: torch.Tensor  # (N,) bool, hit max_new_tokens without emitting a stop id
 
+    def texts(self, decode) -> list[str]:
+        """Each generated row decoded up to and including its stop token (decode: ids -> str,
+        e.g. the tokenizer's)."""
+        return [decode(row[m].tolist()) for row, m in zip(self.tokens, self.mask)]
+
     def sequences(self):
         """Full ids (N, Tp + T_new) and pad counts (N,), ready for a teacher-forced forward."""
         return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
@@ -344,7 +347,8 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
              max_new_tokens: int = 128, temperature: float = 1.0, top_k: int | None = None,
              stop_ids: Sequence[int] = (), pad_id: int = 0,
              generator: torch.Generator | None = None, use_cache: bool = True,
-             shard: tuple[int, int] = (0, 1)) -> Rollout:
+             shard: tuple[int, int] = (0, 1),
+             all_stopped: Callable[[torch.Tensor], bool] | None = None) -> Rollout:
     """Sample num_samples (G) completions for each of the B prompts; see `Rollout` for the layout.
 
     Rows stop independently at their first id in stop_ids (which is kept); the loop ends as soon
@@ -360,8 +364,10 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
     pad_id must be a valid token id: pad positions are fed to the model (and masked out).
     use_cache=False recomputes the whole sequence every step (the slow reference path).
     shard=(rank, world): data-parallel GRPO, these prompts are the rank-th share of a global batch.
-    Every rank draws the global batch's sampling noise (see `_sample`) and keeps decoding until
-    every rank's rows have stopped, so each row gets the tokens it would get in one process.
+    Every rank draws the global batch's sampling noise (see `_sample`), so each row gets the
+    tokens it would get in one process. all_stopped(done) -> bool, given the (N,) stopped flags,
+    says when decoding may end: by default when every row here has stopped; data-parallel GRPO
+    passes one that waits for every rank's rows (dist.all_true), so the ranks step together.
     """
     if not prompts or not all(len(p) > 0 for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty token lists")
@@ -402,9 +408,8 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
             tokens[:, t], logprobs[:, t], mask[:, t] = nxt, torch.where(alive, lp, 0.0), alive
             done = done | (alive & torch.isin(nxt, stop))  # (N,)
             T_new = t + 1
-            if T_new == max_new_tokens or (dist.all_true(done.all()) if shard[1] > 1
-                                           else bool(done.all())):
-                break
+            if T_new == max_new_tokens or (all_stopped(done) if all_stopped else bool(done.all())):
+                break  # the one read of the device per token
             if use_cache:  # one new position for every row, shapes unchanged
                 logits = model(nxt[:, None], pad_len=pad, kv_cache=cache)[0][:, -1]  # (N, V)
             else:

@@ -4,7 +4,7 @@ The learned half of the reward: a Bradley-Terry preference model, and the blend 
 What this is, in reading order:
   1. RewardConfig: the blend's weights and scopes (the knobs users edit) and the preference
      model's training settings, one dataclass like every stage of train.py.
-  2. What the preference model reads: `answer_span`, `rm_view`, `encode_view`. With scope "answer"
+  2. What the preference model reads: `rm_view` (of verifiers.answer_span), `encode_view`. With scope "answer"
      (the default) it reads the question plus the final answer span ONLY, as DeepSeek-R1's
      helpfulness reward model judges only the final summary (arXiv 2501.12948, section 2.3.4):
          encode(question + "\\n") <answer> encode(answer span) </answer>
@@ -64,7 +64,7 @@ from data.rater import agreement_ceiling, gold_score, make_pairs, training_promp
 from data.tokenizer import Tokenizer
 from guard import SkipNonFinite
 from model import GPT, GPTConfig
-from verifiers import ANSWER_CLOSE, MAX_CHARS, TAGS, _answer_span, format_reward, math_reward
+from verifiers import ANSWER_CLOSE, TAGS, answer_span, format_reward, math_reward
 
 SCOPES = ("answer", "response")
 INITS = ("scratch", "pretrained")
@@ -119,17 +119,6 @@ class RewardConfig:
 
 # ------------------------------------------------------------------------------------------------
 # what the preference model reads
-
-def answer_span(completion: str) -> str | None:
-    """The stripped text of the single well-formed <answer>...</answer>, else None (verifiers'
-    policy: a missing or repeated tag, truncation, or a think tag after <answer> gives None).
-    answer_span("<think>1+2</think><answer> 3 apples.</answer>") -> "3 apples."
-    answer_span("<think>1+2</think><answer>3 app") -> None"""
-    if len(completion) > MAX_CHARS:
-        return None
-    span = _answer_span(completion)
-    return None if span is None else span.strip()
-
 
 def scoped(completion: str, scope: str) -> str | None:
     """The part of a completion a term of `scope` reads: the answer span, or all of it."""
@@ -272,6 +261,19 @@ def blend_floor(cfg: RewardConfig) -> float:
     completion this (`--truncation floor`), so being cut off never pays better than the worst
     answer. blend_floor(weights (1, 0.1, 0.3, 0.5)) -> -0.5 (a rude, wrong, malformed answer)"""
     return -cfg.w_harm
+
+
+class Reward:
+    """The reward GRPO optimises: reward(problems, completions) -> (every raw term (N,) of
+    reward_terms, their blend (N,)). `floor` is what a truncated completion earns."""
+
+    def __init__(self, cfg: RewardConfig, tok: Tokenizer, rm: PreferenceModel | None, device):
+        self.cfg, self.tok, self.rm, self.device = cfg, tok, rm, device
+        self.floor = blend_floor(cfg)
+
+    def __call__(self, problems: list[Problem], completions: list[str]):
+        terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device)
+        return terms, blend(terms, self.cfg)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from checkpoint import load_model
 from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
 from data.rater import gold_score
 from model import generate
-from reward import RewardConfig, answer_span, blend, load_reward_model, reward_terms
+from reward import RewardConfig, blend, load_reward_model, reward_terms
+from verifiers import answer_span
 
 
 def solve(question: str) -> int | None:
@@ -71,7 +72,7 @@ def main(argv: list[str]) -> None:
     rollout = generate(model, [prompt], num_samples=args.n, max_new_tokens=args.max_new_tokens,
                        temperature=args.temperature, stop_ids=[tok.answer_end, tok.eot],
                        pad_id=tok.pad, generator=torch.Generator().manual_seed(args.seed))
-    texts = [tok.decode(row[m].tolist()) for row, m in zip(rollout.tokens, rollout.mask)]
+    texts = rollout.texts(tok.decode)
     gold = args.answer if args.answer is not None else solve(args.question)
     cfg_path = os.path.join(args.run, "config.json")      # the run's own blend weights
     cfg = RewardConfig(**json.load(open(cfg_path))["RewardConfig"]) if os.path.exists(

@@ -56,8 +56,8 @@ from grpo_loop import train_grpo
 from guard import NonFiniteError
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
-from reward import (RewardConfig, answer_span, blend, blend_floor, eval_scorers,
-                    load_reward_model, reward_terms, train_reward_model)
+from reward import Reward, RewardConfig, eval_scorers, load_reward_model, train_reward_model
+from verifiers import answer_span
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
 
@@ -110,15 +110,12 @@ def grpo_stage(run: RunConfig, rcfg: RewardConfig, gcfg: GRPOConfig, out: str, d
     rm = load_reward_model(out, device)[0] if rcfg.w_pref else None
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.kl_beta > 0 else None
 
-    def score(problems, texts):
-        terms = reward_terms(problems, texts, rm, tok, rcfg, device)
-        return terms, blend(terms, rcfg)
-
+    reward = Reward(rcfg, tok, rm, device)     # what GRPO optimises: reward.py's blend
     summary = train_grpo(policy, tok, gcfg, prompts_pool=[p for p, _ in splits.train],
-                         eval_problems=splits.in_dist[:64], score=score, ref=ref,
+                         eval_problems=splits.in_dist[:64], score=reward, ref=ref,
                          max_new_tokens=run.max_new_tokens, seed=run.seed, out_dir=out,
                          device=device, resume=resume, max_bad_steps=run.max_bad_steps,
-                         floor=blend_floor(rcfg))
+                         floor=reward.floor)
     if dist.rank() > 0:
         return {}
     save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain",

@@ -183,6 +183,16 @@ def _final_number(text: str) -> re.Match | None:
     return _last(_numbers(body)) if body is not None else None
 
 
+def answer_span(completion: str) -> str | None:
+    """The stripped text of the single well-formed <answer>...</answer>, else None (the policy
+    of _answer_span; text over MAX_CHARS is refused unread). The preference model and the rater
+    read this. answer_span("<think>1+2</think><answer> 3 apples.</answer>") -> "3 apples." """
+    if len(completion) > MAX_CHARS:
+        return None
+    span = _answer_span(completion)
+    return None if span is None else span.strip()
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer as a canonical number string, or None (see the module docstring).
     extract_answer("<think>3*4=12</think><answer> 12 </answer>") -> "12"
