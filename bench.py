@@ -85,7 +85,8 @@ from grpo import GRPOConfig, grpo_step, update
 from guard import SkipNonFinite
 from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, linearity,
                      matmul_flops, sync, timeit)
-from model import GPT, GPTConfig, generate
+from model import GPT, GPTConfig
+from sampler import generate
 from reward import PreferenceModel, RewardConfig, blend, blend_floor, reward_terms
 from pretrain import PretrainConfig, make_optimizer, pack, train_step
 from train import PRESETS, RunConfig

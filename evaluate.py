@@ -1,7 +1,7 @@
 """
 Held-out evaluation: greedy accuracy, sampled pass@1 and pass@k, format rate, mean length.
 
-What this is: one function, `evaluate`, that runs the KV-cache sampler of model.py over a fixed
+What this is: one function, `evaluate`, that runs the KV-cache sampler of sampler.py over a fixed
 held-out set and scores each completion with the exact-match checks of verifiers.py:
 
     greedy_accuracy  share of prompts whose temperature-0 completion has the right answer
@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from model import generate
+from sampler import generate
 from verifiers import format_reward, math_reward
 
 

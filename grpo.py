@@ -1,7 +1,7 @@
 """
 GRPO, written out: rollout -> reward -> group advantage -> clipped policy-gradient step.
 
-One step: for each of B prompts sample G completions with model.py's KV-cache sampler (each
+One step: for each of B prompts sample G completions with sampler.py's KV-cache sampler (each
 prompt prefilled once, its cache shared by its G samples), score them with the reward blend of
 reward.py, turn the rewards into advantages within each group, and update the policy on
 
@@ -28,7 +28,7 @@ blend's floor (`--truncation floor`, Dr. GRPO's 0 generalised to a blend with a 
 masked out of the loss (`--truncation mask`, DAPO's overlong filtering).
 Dropout is off in every RL forward pass (the policy is kept in eval mode).
 
-The same forward code scores tokens at sampling time (model.generate records log-probs) and at
+The same forward code scores tokens at sampling time (sampler.generate records log-probs) and at
 training time (`token_logprobs`), at the rollout temperature: they agree to float rounding,
 tested.
 
@@ -51,7 +51,7 @@ import torch.nn.functional as F
 
 import dist
 from measure import sync
-from model import generate
+from sampler import generate
 
 
 @dataclass
@@ -194,7 +194,7 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
 def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
                    temperature: float = 1.0):
     """Teacher-forced log π_T(o_t | q, o_<t) of the completion tokens, π_T = softmax(z / T): the
-    distribution the rollouts were sampled from (model.generate records the same).
+    distribution the rollouts were sampled from (sampler.generate records the same).
 
     ids (N, Tp + T) = left-padded prompt then completion; pad (N,). Returns logp (N, T) and,
     if asked, the true entropy of π_T at each completion position (N, T)."""

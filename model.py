@@ -1,20 +1,19 @@
 """
-A small GPT language model and its sampler, written to be read top to bottom.
+A small GPT language model, written to be read top to bottom (its sampler is sampler.py).
 
 What it is: a decoder-only transformer (Vaswani et al.) in the modern pre-norm form: token
 embeddings tied to the output head, rotary position embeddings (RoPE) on queries and keys, RMSNorm
 instead of LayerNorm, causal self-attention, a 4x GELU MLP, no biases. It handles LEFT-padded
 batches (prompts of different lengths side by side): each row's positions restart at 0 after its
-pad and its pad keys are masked out. A preallocated KV cache lets `generate`, the one sampler
-shared by pretraining samples, GRPO rollouts and evaluation, draw G completions for each of B
-prompts with ONE prefill per prompt plus one single-token step per new token.
+pad and its pad keys are masked out. Given a KV cache (sampler.KVCache), a forward pass writes
+its keys and values there and attends over the cached ones, so decoding feeds one token a step.
 
 What it deliberately is not: no loading of pretrained weights (checkpoints are plain state_dicts),
 no mixed-precision or torch.compile code (both can be applied from outside), no grouped-query
 attention, no sliding window, no beam search, no top-p, no speculative decoding.
 
 Reading path: GPTConfig -> RMSNorm -> rotary -> CausalSelfAttention (study both paths) -> Block ->
-GPT -> KVCache -> generate. The init and `attention_mask` can be skimmed.
+GPT. The init and `attention_mask` can be skimmed.
 
 References:
   Attention Is All You Need, Vaswani et al. 2017, arXiv:1706.03762
@@ -24,7 +23,6 @@ References:
 """
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -247,176 +245,3 @@ class GPT(nn.Module):
         if targets is not None:  # L = -mean_t log p(x_t+1 | x_<=t)
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
         return logits, loss
-
-
-# ---------------------------------------------------------------------------------------------
-# KV cache
-
-class KVCache:
-    """Preallocated keys and values per layer, each (B, H, L, d) with L = block_size.
-
-    The buffers never change shape: step t writes its keys at position `length`. With
-    static=True attention reads the whole buffer (`attention_mask` hides unwritten slots and
-    each row's left pad), so every decode step has identical shapes, as CUDA graphs and
-    torch.compile want (neither is used here). By default it reads only the filled prefix
-    [0, length + T): the same numbers, less memory traffic; decoding is memory-bound on a CPU,
-    and this made the cpu preset's rollouts ~1.45x faster.
-    One tensor per layer rather than one big one, so that a prefill stays differentiable.
-    Usage: prefill B prompts, then `expand(G)` so every prompt is encoded once and its cache is
-    shared by its G samples (row i*G + j = sample j of prompt i).
-    """
-
-    def __init__(self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32,
-                 static: bool = False):
-        shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
-        self.static = static
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.length = 0  # positions written so far (same for every row: rows are left-padded)
-        self.max_len = cfg.block_size  # L, the buffer length
-
-    def key_length(self, T: int) -> int:
-        """How many key positions a step of T new tokens attends over: L, or the filled prefix."""
-        return self.max_len if self.static else self.length + T
-
-    def update(self, layer: int, k, v):
-        """Write k, v (B, H, T, d) at [length, length + T); return the keys and values to attend
-        over, (B, H, Tk, d) each with Tk = key_length(T)."""
-        T = k.shape[2]
-        self.k[layer][:, :, self.length : self.length + T] = k
-        self.v[layer][:, :, self.length : self.length + T] = v
-        Tk = self.key_length(T)
-        return self.k[layer][:, :, :Tk], self.v[layer][:, :, :Tk]
-
-    def expand(self, n: int) -> "KVCache":
-        """Repeat every row n times in place: row i becomes rows i*n .. i*n + n - 1."""
-        self.k = [t.repeat_interleave(n, dim=0) for t in self.k]
-        self.v = [t.repeat_interleave(n, dim=0) for t in self.v]
-        return self
-
-
-# ---------------------------------------------------------------------------------------------
-# Sampling
-
-@dataclass
-class Rollout:
-    """What `generate` returns; N = B*G rows, row i*G + j is sample j of prompt i."""
-
-    prompt_ids: torch.Tensor  # (N, Tp) long, left-padded prompts
-    prompt_pad: torch.Tensor  # (N,) long, number of left pad tokens per row
-    tokens: torch.Tensor  # (N, T_new) long, generated ids, pad_id after a row stopped
-    logprobs: torch.Tensor  # (N, T_new) float32, log softmax(logits / T) per token; 0 after stop
-    mask: torch.Tensor  # (N, T_new) bool, True for real generated tokens (stop token included)
-    lengths: torch.Tensor  # (N,) long, number of real generated tokens
-    truncated: torch.Tensor  # (N,) bool, hit max_new_tokens without emitting a stop id
-
-    def texts(self, decode) -> list[str]:
-        """Each generated row decoded up to and including its stop token (decode: ids -> str,
-        e.g. the tokenizer's)."""
-        return [decode(row[m].tolist()) for row, m in zip(self.tokens, self.mask)]
-
-    def sequences(self):
-        """Full ids (N, Tp + T_new) and pad counts (N,), ready for a teacher-forced forward."""
-        return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
-
-
-def _sample(logits, temperature: float, top_k, generator, shard: tuple[int, int] = (0, 1)):
-    """Next ids (N,) from logits (N, V): argmax at temperature 0, else softmax(logits / temp).
-
-    Sampling is the exponential race: with E_i ~ Exp(1), argmax_i p_i / E_i is i with probability
-    p_i (the Gumbel-max trick with the exp taken). It is exactly how torch.multinomial draws one
-    sample, so it draws the same ids from the same generator. Written out, the noise can be drawn
-    for a global batch: shard = (rank, world) draws it for world * N rows, the same on every
-    rank, and keeps this rank's N, so a row's sample does not depend on how rows are split."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)  # (N,) greedy
-    logits = logits / temperature  # (N, V)
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (N, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))  # (N, V) keep the top k
-    probs = F.softmax(logits, dim=-1)  # (N, V)
-    rank, world = shard
-    N, V = probs.shape
-    noise = torch.empty(world * N, V, device=probs.device, dtype=probs.dtype)
-    noise = noise.exponential_(1, generator=generator)[rank * N:(rank + 1) * N]  # (N, V) E ~ Exp(1)
-    return (probs / noise).argmax(dim=-1)  # (N,)
-
-
-@torch.no_grad()
-def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
-             max_new_tokens: int = 128, temperature: float = 1.0, top_k: int | None = None,
-             stop_ids: Sequence[int] = (), pad_id: int = 0,
-             generator: torch.Generator | None = None, use_cache: bool = True,
-             shard: tuple[int, int] = (0, 1),
-             all_stopped: Callable[[torch.Tensor], bool] | None = None) -> Rollout:
-    """Sample num_samples (G) completions for each of the B prompts; see `Rollout` for the layout.
-
-    Rows stop independently at their first id in stop_ids (which is kept); the loop ends as soon
-    as every row has stopped, so T_new can be < max_new_tokens. Sampling runs on the model's
-    device and `generator` must live on that same device (seed it for reproducible rollouts).
-    The model is put in eval mode (no dropout) and its previous mode restored afterwards.
-
-    logprobs are log_softmax(logits / temperature) of each sampled token (of the untempered
-    logits at temperature 0): the distribution the row was drawn from, so that GRPO's update is
-    the policy gradient of what was sampled, and the quantity the trainer recomputes with a
-    teacher-forced forward at the same temperature (grpo.token_logprobs), so the two can be
-    compared. top_k's filtering is not in it: with top_k it is not the sampler's probability.
-    pad_id must be a valid token id: pad positions are fed to the model (and masked out).
-    use_cache=False recomputes the whole sequence every step (the slow reference path).
-    shard=(rank, world): data-parallel GRPO, these prompts are the rank-th share of a global batch.
-    Every rank draws the global batch's sampling noise (see `_sample`), so each row gets the
-    tokens it would get in one process. all_stopped(done) -> bool, given the (N,) stopped flags,
-    says when decoding may end: by default when every row here has stopped; data-parallel GRPO
-    passes one that waits for every rank's rows (dist.all_true), so the ranks step together.
-    """
-    if not prompts or not all(len(p) > 0 for p in prompts):
-        raise ValueError("prompts must be a non-empty list of non-empty token lists")
-    if num_samples < 1 or max_new_tokens < 1 or temperature < 0 or top_k is not None and top_k < 1:
-        raise ValueError("need num_samples >= 1, max_new_tokens >= 1, temperature >= 0, top_k >= 1")
-    B, G, Tp = len(prompts), num_samples, max(len(p) for p in prompts)
-    if Tp + max_new_tokens > model.cfg.block_size:
-        raise ValueError(f"prompt of {Tp} tokens + max_new_tokens {max_new_tokens} "
-                         f"exceeds block_size {model.cfg.block_size}")
-    param = next(model.parameters())
-    device = param.device
-    prompt = torch.tensor([[pad_id] * (Tp - len(p)) + list(p) for p in prompts], device=device)
-    pad = torch.tensor([Tp - len(p) for p in prompts], device=device)  # (B,)
-    stop = torch.tensor(list(stop_ids), dtype=torch.long, device=device)  # (S,)
-
-    was_training = model.training
-    model.eval()
-    try:
-        if use_cache:  # encode each prompt once, then share its cache among its G samples
-            cache = KVCache(model.cfg, B, device=device, dtype=param.dtype)
-            logits = model(prompt, pad_len=pad, kv_cache=cache)[0][:, -1]  # (B, V)
-            cache.expand(G)
-            logits = logits.repeat_interleave(G, dim=0)  # (N, V)
-        prompt, pad = prompt.repeat_interleave(G, dim=0), pad.repeat_interleave(G)  # (N, Tp), (N,)
-        seq, N = prompt, B * G
-        tokens = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=device)
-        logprobs = torch.zeros(N, max_new_tokens, dtype=torch.float32, device=device)
-        mask = torch.zeros(N, max_new_tokens, dtype=torch.bool, device=device)
-        done = torch.zeros(N, dtype=torch.bool, device=device)  # (N,) row has emitted a stop id
-        for t in range(max_new_tokens):
-            if not use_cache:  # reference path: full forward over prompt + everything so far
-                logits = model(seq, pad_len=pad)[0][:, -1]  # (N, V)
-            nxt = _sample(logits, temperature, top_k, generator, shard)  # (N,)
-            z = logits.float() / temperature if temperature not in (0, 1) else logits.float()
-            lp = F.log_softmax(z, dim=-1).gather(-1, nxt[:, None])[:, 0]  # (N,) log π_T(o_t)
-            alive = ~done  # (N,)
-            nxt = torch.where(alive, nxt, pad_id)  # (N,) finished rows only emit pad_id
-            tokens[:, t], logprobs[:, t], mask[:, t] = nxt, torch.where(alive, lp, 0.0), alive
-            done = done | (alive & torch.isin(nxt, stop))  # (N,)
-            T_new = t + 1
-            if T_new == max_new_tokens or (all_stopped(done) if all_stopped else bool(done.all())):
-                break  # the one read of the device per token
-            if use_cache:  # one new position for every row, shapes unchanged
-                logits = model(nxt[:, None], pad_len=pad, kv_cache=cache)[0][:, -1]  # (N, V)
-            else:
-                seq = torch.cat([seq, nxt[:, None]], dim=1)  # (N, Tp + t + 1)
-    finally:
-        model.train(was_training)
-    mask = mask[:, :T_new]
-    return Rollout(prompt_ids=prompt, prompt_pad=pad, tokens=tokens[:, :T_new],
-                   logprobs=logprobs[:, :T_new], mask=mask, lengths=mask.sum(dim=1),
-                   truncated=~done)

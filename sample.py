@@ -25,7 +25,7 @@ import torch
 from checkpoint import load_model
 from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
 from data.rater import gold_score
-from model import generate
+from sampler import generate
 from reward import RewardConfig, blend, load_reward_model, reward_terms
 from verifiers import answer_span
 

@@ -11,7 +11,8 @@ from data.tokenizer import Tokenizer, train_bpe
 from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
                   rl_lr_at, token_logprobs, zero_variance_groups)
 from grpo_loop import train_grpo
-from model import GPT, GPTConfig, generate
+from model import GPT, GPTConfig
+from sampler import generate
 
 
 def test_advantages_by_hand():

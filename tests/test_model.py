@@ -1,4 +1,4 @@
-"""Tests for model.py: reference equivalences (explicit vs SDPA attention, KV cache vs full forward,
+"""Tests for model.py and sampler.py: reference equivalences (explicit vs SDPA attention, KV cache vs full forward,
 sampled log-probs vs teacher forcing), invariances (causality, left padding) and the sampler's
 contract (seeds, greedy, stop ids, group layout). All on CPU with a tiny model, a few seconds."""
 
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import (GPT, GPTConfig, KVCache, _sample, apply_rope, attention_mask,  # noqa: E402
-                   generate, rope_tables)
+from model import GPT, GPTConfig, apply_rope, attention_mask, rope_tables  # noqa: E402
+from sampler import KVCache, _sample, generate  # noqa: E402
 
 V = 64  # vocab of the tiny test model
 
