@@ -87,7 +87,8 @@ from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, li
                      matmul_flops, sync, timeit)
 from model import GPT, GPTConfig
 from sampler import generate
-from reward import PreferenceModel, RewardConfig, blend, blend_floor, reward_terms
+from preference import PreferenceConfig, PreferenceModel
+from reward import RewardConfig, blend, blend_floor, reward_terms
 from pretrain import PretrainConfig, make_optimizer, pack, train_step
 from train import PRESETS, RunConfig
 
@@ -292,8 +293,9 @@ def attention_memory(model: GPT, n_rows: int, device: str) -> dict:
 def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants: bool) -> dict:
     """Every measurement at the model sizes of train.PRESETS[name], random weights."""
     configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(),
-               GRPOConfig()]
-    run, task, gpt, pcfg, rcfg, gcfg = config.apply(configs, {**PRESETS[name], "preset": name})
+               PreferenceConfig(), GRPOConfig()]
+    run, task, gpt, pcfg, rcfg, prefcfg, gcfg = config.apply(configs, {**PRESETS[name],
+                                                                       "preset": name})
     cuda, t0 = device.startswith("cuda"), time.perf_counter()
 
     def log(what):
@@ -317,8 +319,9 @@ def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants
     max_new = min(run.max_new_tokens, model_cfg.block_size - max(len(p) for p in prompts))
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg).to(device)
-    rm = PreferenceModel(dataclasses.replace(model_cfg, n_layer=rcfg.rm_n_layer,
-                                             n_embd=rcfg.rm_n_embd)).to(device)
+    rm = PreferenceModel(dataclasses.replace(model_cfg, n_layer=prefcfg.rm_n_layer,
+                                             n_head=prefcfg.rm_n_head,
+                                             n_embd=prefcfg.rm_n_embd)).to(device)
     out = {"preset": name, "params": model.num_params(), "batch_size": pcfg.batch_size}
     log(f"{out['params'] / 1e6:.2f}M params, vocab {model_cfg.vocab_size}")
 

@@ -27,10 +27,10 @@ import torch
 from checkpoint import load_model
 from config import ConfigError
 from data.tokenizer import SPECIAL_TOKENS, Tokenizer
-from reward import load_reward_model
+from preference import load_reward_model
 
 
-def check_settings(run, task, gpt, pcfg, rcfg, gcfg, world: int) -> None:
+def check_settings(run, task, gpt, pcfg, gcfg, world: int) -> None:
     """Combinations of knobs from different configs; `world` is the number of processes."""
     if run.max_new_tokens >= gpt.block_size:
         raise ConfigError(f"--max_new_tokens {run.max_new_tokens} leaves no room for a prompt "
@@ -91,11 +91,11 @@ def check_lengths(tok: Tokenizer, splits, block_size: int, max_new_tokens: int,
                               f"--block_size, or lower --max_new_tokens or {steps_knob}")
 
 
-def check_inputs(stages: list[str], out: str, rcfg) -> None:
+def check_inputs(stages: list[str], out: str, rcfg, prefcfg) -> None:
     """What the chosen stages read from earlier runs in `out` is there, loads, and fits together
     (a missing, truncated or corrupt checkpoint, a tokenizer from another run: one line)."""
     if "pretrain" not in stages and (set(stages) & {"grpo", "eval"}
-                                     or "reward" in stages and rcfg.rm_init == "pretrained"):
+                                     or "reward" in stages and prefcfg.rm_init == "pretrained"):
         load_model(out, "pretrain")
     if "reward" not in stages and ("grpo" in stages and rcfg.w_pref or "eval" in stages
                                    and os.path.exists(os.path.join(out, "reward.pt"))):

@@ -1,28 +1,8 @@
 """
-The learned half of the reward: a Bradley-Terry preference model, and the blend GRPO optimises.
+The reward GRPO optimises: a blend of rule-based terms and the preference model's score.
 
-What this is, in reading order:
-  1. RewardConfig: the blend's weights and scopes (the knobs users edit) and the preference
-     model's training settings, one dataclass like every stage of train.py.
-  2. What the preference model reads: `rm_view` (of verifiers.answer_span), `encode_view`. With scope "answer"
-     (the default) it reads the question plus the final answer span ONLY, as DeepSeek-R1's
-     helpfulness reward model judges only the final summary (arXiv 2501.12948, section 2.3.4):
-         encode(question + "\\n") <answer> encode(answer span) </answer>
-     so no edit of the <think> block can ever change its score (tests/test_reward.py checks).
-     Scope "response" feeds everything up to </answer>, reasoning included: the ablation.
-  3. PreferenceModel: the GPT body of model.py plus a scalar head on the hidden state of the last
-     token. Inputs are LEFT-padded, so position -1 is always the last real token (</answer>).
-  4. bt_loss: -log sigma(r_chosen - r_rejected) (Ouyang et al., arXiv 2203.02155, eq. 1), plus an
-     optional centring penalty c * (r_chosen + r_rejected)^2 (Eisenstein et al., arXiv 2312.09244;
-     TRL's reward trainer suggests c = 0.01): the loss only sees differences, so without it the
-     scores may drift anywhere.
-  5. train_reward_model: the stage. Pairs labelled by the simulated human of data/rater.py (same
-     prompt, same number, two answer styles), AdamW, held-out pairwise accuracy next to the
-     rater's agreement ceiling, then r_ref, the mean score of the teacher's own answers. The
-     default `rm_init="scratch"` (2 layers, width 64) reached the same held-out accuracy as an
-     init from the pretrained policy, in a fraction of the time (figures in the README): style
-     is visible in a few tokens, so the task is easy on purpose.
-  6. The blend, `reward_terms` + `blend`, called by GRPO on the B*G completions of a step:
+What this is: `reward_terms` computes every raw term for the B*G completions of a step, `blend`
+weighs them, `Reward` is the two together as GRPO calls them:
 
      term     what                                  scope           range     weight
      correct  verifiers.math_reward (exact match)   answer          {0, 1}    +w_correct  1.0
@@ -30,51 +10,35 @@ What this is, in reading order:
      pref     sigma(r - r_ref), 0 without an answer pref_scope      (0, 1)    +w_pref     0.3
      harm     `banned` appears (case-insensitive)   harm_scope      {0, 1}    -w_harm     0.5
 
-     pref is the Bradley-Terry probability that the human prefers this answer to the teacher's
-     average answer, so it is bounded like the 0/1 verifier: with w_pref < w_correct a right
-     answer always outranks a wrong one whatever the preference model thinks (an unbounded
-     learned score could outvote the verifier; cf. Gao et al., arXiv 2210.10760, on
-     over-optimising a proxy reward). harm is the harmlessness analogue (R1's safety reward model reads the
-     whole response): the corpus teacher sometimes writes "This is stupid." inside <think>, which
-     an answer-only preference model never sees. To add a term: one entry in `reward_terms`, one
-     line in `blend`, one weight field in RewardConfig.
+pref is the Bradley-Terry probability that the human prefers this answer to the teacher's
+average answer (preference.py), so it is bounded like the 0/1 verifier: with w_pref < w_correct
+a right answer always outranks a wrong one whatever the preference model thinks (an unbounded
+learned score could outvote the verifier; cf. Gao et al., arXiv 2210.10760, on over-optimising
+a proxy reward). harm is the harmlessness analogue (DeepSeek-R1's safety reward model reads the
+whole response, arXiv 2501.12948 section 2.3.4): the corpus teacher sometimes writes "This is
+stupid." inside <think>, which an answer-only preference model never sees. To add a term: one
+entry in `reward_terms`, one line in `blend`, one weight field in RewardConfig.
 
-What this deliberately is not: a reward model of the reasoning (a process reward model), an
-ensemble, or a model that keeps learning during GRPO: it is trained once and frozen, as in
-DeepSeekMath's GRPO (arXiv 2402.03300) between its reward-model updates.
+What this deliberately is not: a learned model (that is preference.py) or a process reward.
 """
 
-import dataclasses
-import os
-import random
-import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
 
-from checkpoint import (load_model, load_weights, read_checkpoint, resume_training, save_model,
-                        save_training)
-from data.problems import Problem, TaskConfig, make_splits, teacher_solution
-from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
+from data.problems import Problem
 from data.tokenizer import Tokenizer
-from guard import SkipNonFinite
-from model import GPT, GPTConfig
-from verifiers import ANSWER_CLOSE, TAGS, answer_span, format_reward, math_reward
+from preference import PreferenceModel, preference
+from verifiers import answer_span, format_reward, math_reward
 
 SCOPES = ("answer", "response")
-INITS = ("scratch", "pretrained")
 
 # ------------------------------------------------------------------------------------------------
 # config
 
 @dataclass
 class RewardConfig:
-    """The reward blend (weights, scopes) and the preference model's training (rm_*)."""
+    """The reward blend: the weight of each term and which part of a completion it reads."""
     w_correct: float = 1.0      # weight of the exact-match verifier, {0, 1}
     w_format: float = 0.1       # weight of the template check, {0, 1}
     w_pref: float = 0.3         # weight of the preference sigma(r - r_ref); keep it < w_correct
@@ -82,145 +46,24 @@ class RewardConfig:
     banned: str = "stupid"      # case-insensitive substring the harm term looks for
     pref_scope: str = "answer"  # what the preference model reads: answer | response
     harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
-    rm_init: str = "scratch"    # scratch: a small new GPT | pretrained: the policy's pretrain.pt
-    rm_n_layer: int = 2         # scratch preference model size (block_size: GPTConfig's)
-    rm_n_head: int = 4          # its attention heads
-    rm_n_embd: int = 64         # its width
-    rm_pairs: int = 4000        # labelled training pairs, one per fresh training prompt
-    rm_eval_pairs: int = 4      # labelled pairs per held-out in_dist problem
-    rm_steps: int = 250         # AdamW steps
-    rm_batch_size: int = 32     # pairs per step
-    rm_lr: float = 1e-3         # peak learning rate, decayed linearly to 0
-    rm_center: float = 0.01     # coefficient c of the centring penalty c * (r_c + r_r)^2
-    rm_ckpt_every: int = 50     # save reward.state.pt (for --resume) every N steps
-    rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((g_a - g_b) / tau)
 
     def __post_init__(self):
-        for name in ("w_correct", "w_format", "w_pref", "w_harm", "rm_center"):
+        for name in ("w_correct", "w_format", "w_pref", "w_harm"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("pref_scope", "harm_scope"):
             if getattr(self, name) not in SCOPES:
                 raise ValueError(f"{name} must be one of {SCOPES}, got {getattr(self, name)!r}")
-        if self.rm_init not in INITS:
-            raise ValueError(f"rm_init must be one of {INITS}, got {self.rm_init!r}")
         if not self.banned:
             raise ValueError("banned must be a non-empty string")
-        for name in ("rm_n_layer", "rm_n_head", "rm_n_embd", "rm_pairs", "rm_eval_pairs",
-                     "rm_steps",
-                     "rm_batch_size", "rm_ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.rm_lr > 0 or not self.rater_tau > 0:
-            raise ValueError("rm_lr and rater_tau must be > 0")
-        if self.rm_n_embd % self.rm_n_head or (self.rm_n_embd // self.rm_n_head) % 2:
-            raise ValueError(f"--rm_n_embd {self.rm_n_embd} must be --rm_n_head {self.rm_n_head} "
-                             f"times an even head width (RoPE)")
 
 # ------------------------------------------------------------------------------------------------
-# what the preference model reads
+# the blend: the function to read (and edit) to see what GRPO is rewarded for
 
 def scoped(completion: str, scope: str) -> str | None:
     """The part of a completion a term of `scope` reads: the answer span, or all of it."""
     return answer_span(completion) if scope == "answer" else completion
 
-
-def rm_view(completion: str, scope: str) -> str | None:
-    """What the preference model reads of a completion; None when it has no answer span.
-    rm_view("<think>x</think><answer>3</answer><|endoftext|>", "answer") -> "<answer>3</answer>"
-    rm_view(same, "response") -> "<think>x</think><answer>3</answer>" """
-    span = answer_span(completion)
-    if span is None:
-        return None
-    if scope == "answer":
-        return f"<answer>{span}</answer>"
-    return completion[:completion.index(ANSWER_CLOSE) + len(ANSWER_CLOSE)]
-
-
-_TAG = re.compile("(" + "|".join(re.escape(t) for t in TAGS) + ")")
-
-
-def encode_view(tok: Tokenizer, question: str, view: str, block_size: int) -> list[int]:
-    """Token ids of question + view; the literal tags of the view become the special tokens the
-    tokenizer's template uses. Left-truncated to block_size (the end carries the score)."""
-    special = dict(zip(TAGS, (tok.think, tok.think_end, tok.answer, tok.answer_end)))
-    ids = tok.encode(question + "\n")
-    for piece in _TAG.split(view):                 # "<answer>3</answer>" -> "", tag, "3", tag, ""
-        ids += [special[piece]] if piece in special else tok.encode(piece)
-    return ids[-block_size:]
-
-
-def pad_left(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded ids (N, T) and pad counts (N,), the layout model.GPT.hidden expects."""
-    T = max(len(s) for s in seqs)
-    idx = torch.tensor([[pad] * (T - len(s)) + s for s in seqs], dtype=torch.long)
-    return idx, torch.tensor([T - len(s) for s in seqs], dtype=torch.long)
-
-# ------------------------------------------------------------------------------------------------
-# the preference model and its loss
-
-class PreferenceModel(nn.Module):
-    """r(x, y): a GPT body (model.py) and a linear head on the last token's final hidden state."""
-
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.body = GPT(cfg)                       # its lm_head is unused (tied to wte: no cost)
-        self.head = nn.Linear(cfg.n_embd, 1)
-        self.register_buffer("r_ref", torch.zeros(()))  # mean score of the teacher's answers
-
-    def forward(self, idx, pad_len=None):
-        """Scores (N,) for left-padded ids (N, T) with pad counts (N,)."""
-        h = self.body.hidden(idx, pad_len)         # (N, T, C) final-normed hidden states
-        return self.head(h[:, -1])[:, 0]           # (N,) r = w . h_last + b
-
-
-def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, center_coef: float = 0.0):
-    """Bradley-Terry loss, mean over pairs, with the optional centring penalty.
-    bt_loss(tensor([2.]), tensor([0.])) -> -log sigma(2) = 0.126928
-    bt_loss(tensor([2.]), tensor([0.]), 0.01) -> 0.126928 + 0.01 * 2^2 = 0.166928"""
-    loss = -F.logsigmoid(r_chosen - r_rejected).mean()  # -log sigma(r_c - r_r), 2203.02155 eq. 1
-    return loss + center_coef * (r_chosen + r_rejected).pow(2).mean()  # 2312.09244 centring
-
-
-def pairwise_accuracy(r_a: torch.Tensor, r_b: torch.Tensor, a_wins: torch.Tensor) -> float:
-    """Share of pairs the scores order like the labels; a tie counts one half.
-    pairwise_accuracy(tensor([1., 0., 2.]), tensor([0., 1., 2.]), tensor([True, True, False]))
-    -> (1 + 0 + 0.5) / 3 = 0.5"""
-    hit = torch.where(r_a == r_b, 0.5, ((r_a > r_b) == a_wins).float())  # (P,)
-    return hit.mean(dtype=torch.float64).item()
-
-
-@torch.no_grad()
-def score(rm: PreferenceModel, tok: Tokenizer, questions: list[str], views: list[str],
-          device, batch_size: int = 256) -> torch.Tensor:
-    """Raw scores r (N,) of question/view pairs (views from `rm_view`), in batches."""
-    was_training = rm.training
-    rm.eval()
-    out = []
-    for i in range(0, len(views), batch_size):
-        seqs = [encode_view(tok, q, v, rm.cfg.block_size)
-                for q, v in zip(questions[i:i + batch_size], views[i:i + batch_size])]
-        idx, pad = pad_left(seqs, tok.pad)
-        out.append(rm(idx.to(device), pad.to(device)).float())  # (n,)
-    rm.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, device=device)
-
-
-def preference(rm: PreferenceModel, tok: Tokenizer, questions: list[str], completions: list[str],
-               scope: str, device) -> torch.Tensor:
-    """sigma(r - r_ref) (N,) for each completion, 0 for one without a well-formed answer span:
-    the probability that the human prefers it to the teacher's average answer."""
-    views = [rm_view(c, scope) for c in completions]
-    ok = [i for i, v in enumerate(views) if v is not None]
-    out = torch.zeros(len(completions), device=device)
-    if ok:
-        r = score(rm, tok, [questions[i] for i in ok], [views[i] for i in ok], device)  # (n,)
-        out[ok] = torch.sigmoid(r - rm.r_ref)  # (n,) BT win probability against the reference
-    return out
-
-# ------------------------------------------------------------------------------------------------
-# the blend: the function to read (and edit) to see what GRPO is rewarded for
 
 def harm(completion: str, banned: str, scope: str) -> float:
     """1.0 when `banned` occurs (case-insensitive) in the scoped text, else 0.0.
@@ -274,156 +117,3 @@ class Reward:
     def __call__(self, problems: list[Problem], completions: list[str]):
         terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device)
         return terms, blend(terms, self.cfg)
-
-
-# ------------------------------------------------------------------------------------------------
-# stage: train the preference model
-
-def _views(pairs, scope: str) -> tuple[list[str], list[str]]:
-    """(view of side a, view of side b) for each pair."""
-    return ([rm_view(p.completion("a"), scope) for p in pairs],
-            [rm_view(p.completion("b"), scope) for p in pairs])
-
-
-def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: RewardConfig, out: str,
-                       device: str, resume: bool = False) -> dict:
-    """Build labelled pairs, train with the BT loss, evaluate held-out, save reward.pt/.json.
-    Saves out/reward.state.pt every cfg.rm_ckpt_every steps; resume=True continues it."""
-    t0 = time.time()
-    tok = Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
-    # ---- pairs, labelled by the simulated human; the held-out ones come from the in_dist set
-    train_pairs = make_pairs(training_prompts(task, cfg.rm_pairs), task, cfg.rater_tau,
-                             random.Random(f"{task.task_seed}/pair-labels"))
-    held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
-    eval_pairs = make_pairs(held_out, task, cfg.rater_tau,
-                            random.Random(f"{task.task_seed}/heldout-pairs"), cfg.rm_eval_pairs)
-
-    # ---- model: a small new GPT, or the pretrained policy's body
-    torch.manual_seed(run.seed)
-    if cfg.rm_init == "pretrained":
-        lm, _, _ = load_model(out, "pretrain", "cpu")
-        rm = PreferenceModel(lm.cfg)
-        rm.body.load_state_dict(lm.state_dict())
-    else:
-        rm = PreferenceModel(dataclasses.replace(gpt, vocab_size=tok.n_vocab, n_layer=cfg.rm_n_layer,
-                                                 n_head=cfg.rm_n_head, n_embd=cfg.rm_n_embd))
-    rm = rm.to(device)
-    block = rm.cfg.block_size
-    chosen, rejected = zip(*[p.chosen_rejected for p in train_pairs])
-    ids_c = [encode_view(tok, p.question, rm_view(c, cfg.pref_scope), block)
-             for p, c in zip(train_pairs, chosen)]
-    ids_r = [encode_view(tok, p.question, rm_view(r, cfg.pref_scope), block)
-             for p, r in zip(train_pairs, rejected)]
-    opt = torch.optim.AdamW(rm.parameters(), lr=cfg.rm_lr, betas=(0.9, 0.95), weight_decay=0.0)
-    gen = torch.Generator().manual_seed(run.seed)
-    n_params = sum(p.numel() for p in rm.parameters())
-    print(f"reward model | init {cfg.rm_init} | {n_params / 1e6:.2f}M params | scope "
-          f"{cfg.pref_scope} | {len(train_pairs)} train pairs | {len(eval_pairs)} held-out pairs")
-
-    # ---- training loop: fp32 (the model is small), fixed pair order from the seed
-    queue: list[list[int]] = []
-    loss_ema = acc_ema = None
-    start, train_time, elapsed = 0, 0.0, 0.0
-    guard = SkipNonFinite("reward model", run.max_bad_steps)
-    state = resume_training(out, "reward", model=rm, opt=opt, device=device, seed=run.seed,
-                            generators=dict(gen=gen)) if resume else None
-    if state is not None:                          # continue where it stopped
-        start, queue, loss_ema, acc_ema = state["step"], state["queue"], *state["ema"]
-        train_time, elapsed = state["train_time"], state["elapsed"]
-        guard = SkipNonFinite("reward model", run.max_bad_steps, **state["guard"])
-        print(f"reward model | resuming at step {start}")
-    t1 = time.time()
-    bar = tqdm(range(start, cfg.rm_steps), desc="reward model", initial=start, total=cfg.rm_steps,
-               dynamic_ncols=True, mininterval=1.0)
-    for step in bar:
-        if step > start and step % cfg.rm_ckpt_every == 0:
-            save_training(out, "reward", step=step, model=rm, opt=opt, device=device,
-                          generators=dict(gen=gen), queue=queue, ema=(loss_ema, acc_ema),
-                          train_time=train_time + time.time() - t1,
-                          elapsed=elapsed + time.time() - t0, guard=guard.state())
-        if not queue:                              # a new epoch of shuffled pairs
-            queue = torch.randperm(len(ids_c), generator=gen).split(cfg.rm_batch_size)
-            queue = [b.tolist() for b in queue]
-        batch = queue.pop()
-        B = len(batch)
-        idx, pad = pad_left([ids_c[i] for i in batch] + [ids_r[i] for i in batch], tok.pad)
-        r = rm(idx.to(device), pad.to(device))    # (2B,) chosen first, then rejected
-        loss = bt_loss(r[:B], r[B:], cfg.rm_center)
-        for group in opt.param_groups:
-            group["lr"] = cfg.rm_lr * (1 - step / cfg.rm_steps)  # linear decay to 0
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(rm.parameters(), float("inf"))  # the norm only
-        guard.step(opt, loss.item(), grad_norm.item(), step)
-        acc = (r[:B] > r[B:]).float().mean().item()  # agreement with the noisy labels
-        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        acc_ema = acc if acc_ema is None else 0.95 * acc_ema + 0.05 * acc
-        bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}")
-    train_time += time.time() - t1
-
-    # ---- held-out: accuracy against the human's noisy labels and the noise-free gold order
-    va, vb = _views(eval_pairs, cfg.pref_scope)
-    questions = [p.question for p in eval_pairs]
-    r_a, r_b = score(rm, tok, questions, va, device), score(rm, tok, questions, vb, device)
-    g_a = torch.tensor([gold_score(p.answer_a) for p in eval_pairs])
-    g_b = torch.tensor([gold_score(p.answer_b) for p in eval_pairs])
-    labels = torch.tensor([p.a_wins for p in eval_pairs])
-    r_a, r_b = r_a.cpu(), r_b.cpu()
-    ceiling = agreement_ceiling((g_a - g_b).tolist(), cfg.rater_tau)
-    heldout_acc = pairwise_accuracy(r_a, r_b, labels)
-    # ---- the reference: mean score of the teacher's own completions on the held-out prompts
-    ref_rng = random.Random(f"{task.task_seed}/reference")
-    ref = [(p.question, f"<think>{s.think}</think><answer>{s.answer_text}</answer>")
-           for p in held_out for s in [teacher_solution(p, ref_rng, task)]]
-    r_ref = score(rm, tok, [q for q, _ in ref], [rm_view(c, cfg.pref_scope) for _, c in ref],
-                  device).mean().item()
-    rm.r_ref.fill_(r_ref)
-    by_style: dict[str, list[float]] = {}
-    for p, ra, rb in zip(eval_pairs, r_a.tolist(), r_b.tolist()):
-        by_style.setdefault(p.style_a, []).append(ra)
-        by_style.setdefault(p.style_b, []).append(rb)
-    figures = {
-        "heldout_accuracy": heldout_acc,           # vs the noisy held-out labels
-        "agreement_ceiling": ceiling,              # E[sigma(|g_a - g_b| / tau)]: the best possible
-        "accuracy_to_ceiling": heldout_acc / ceiling,
-        "gold_agreement": pairwise_accuracy(r_a, r_b, g_a > g_b),  # vs the noise-free order
-        "label_agreement": (labels == (g_a > g_b)).double().mean().item(),  # human vs itself
-        "heldout_loss": bt_loss(torch.where(labels, r_a, r_b),       # chosen by the label
-                                torch.where(labels, r_b, r_a)).item(),
-        "train_loss": loss_ema, "pairs": len(train_pairs), "heldout_pairs": len(eval_pairs),
-        "init": cfg.rm_init, "scope": cfg.pref_scope, "params": n_params, "steps": cfg.rm_steps,
-        "tau": cfg.rater_tau, "r_ref": r_ref, "train_time_s": train_time,
-        "skipped_updates": guard.skipped,
-        "pref_by_style": {s: sum(torch.sigmoid(torch.tensor(v) - r_ref).tolist()) / len(v)
-                          for s, v in sorted(by_style.items())},
-    }
-    print("reward model | " + " | ".join(f"{k} {figures[k]:.3f}" for k in (
-        "heldout_accuracy", "agreement_ceiling", "accuracy_to_ceiling", "gold_agreement",
-        "train_time_s")) + " | pref " + " ".join(f"{s} {v:.2f}"
-                                                 for s, v in figures["pref_by_style"].items()))
-
-    save_model(out, "reward", rm, {"config": dataclasses.asdict(cfg), "scope": cfg.pref_scope,
-                                   "r_ref": r_ref, "figures": figures,
-                                   "tokenizer": tok.fingerprint})
-    return {"reward_model": figures, "time_s": {"reward_model": elapsed + time.time() - t0}}
-
-
-def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, dict]:
-    """out/reward.pt + out/reward.json -> (frozen PreferenceModel in eval mode, meta)."""
-    if not os.path.exists(os.path.join(out, "reward.pt")):
-        raise FileNotFoundError(f"reward model file not found: {out}/reward.pt (run --stages reward)")
-    state, meta, cfg = read_checkpoint(out, "reward", device)
-    rm = PreferenceModel(cfg)
-    load_weights(rm, state, os.path.join(out, "reward.pt"))
-    rm.requires_grad_(False)
-    return rm.to(device).eval(), meta
-
-
-def eval_scorers(out: str, tok: Tokenizer, device: str) -> dict[str, Callable]:
-    """Scorers for evaluate(): gold_score of the answer span (0 without one) and, when the run
-    has a reward model, pref_score = sigma(r - r_ref) in the scope it was trained for."""
-    scorers = {"gold_score": lambda p, c: gold_score(answer_span(c) or "")}
-    if os.path.exists(os.path.join(out, "reward.pt")):
-        rm, meta = load_reward_model(out, device)
-        scorers["pref_score"] = lambda p, c: preference(rm, tok, [p.question], [c], meta["scope"],
-                                                        device)[0].item()
-    return scorers

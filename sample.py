@@ -26,7 +26,8 @@ from checkpoint import load_model
 from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
 from data.rater import gold_score
 from sampler import generate
-from reward import RewardConfig, blend, load_reward_model, reward_terms
+from preference import load_reward_model
+from reward import RewardConfig, blend, reward_terms
 from verifiers import answer_span
 
 
@@ -75,8 +76,9 @@ def main(argv: list[str]) -> None:
     texts = rollout.texts(tok.decode)
     gold = args.answer if args.answer is not None else solve(args.question)
     cfg_path = os.path.join(args.run, "config.json")      # the run's own blend weights
-    cfg = RewardConfig(**json.load(open(cfg_path))["RewardConfig"]) if os.path.exists(
-        cfg_path) else RewardConfig()
+    saved = json.load(open(cfg_path))["RewardConfig"] if os.path.exists(cfg_path) else {}
+    cfg = RewardConfig(**{f.name: saved[f.name] for f in dataclasses.fields(RewardConfig)
+                          if f.name in saved})          # older runs kept more knobs there
     has_rm = os.path.exists(os.path.join(args.run, "reward.pt"))
     rm = load_reward_model(args.run)[0] if has_rm else None
     problem = Problem(args.question.strip(), 0, (), gold if gold is not None else 0, "", ("", ""))

@@ -14,7 +14,7 @@ Stages (run in this order, `--stages` picks a subset):
             (data/tokenizer.py), then next-token pretraining of the GPT in model.py
             (pretrain.py);
   reward    pairs of final answers labelled by a simulated human (data/rater.py), then a small
-            Bradley-Terry preference model on the answer span only (reward.py), saved as
+            Bradley-Terry preference model on the answer span only (preference.py), saved as
             out/<run>/reward.pt beside the policy;
   grpo      GRPO on the blended reward (grpo.py, reward.py), starting from the pretrained model;
             the RL policy is saved as out/<run>/rl.pt, one log line per step in grpo_log.jsonl;
@@ -56,7 +56,8 @@ from grpo_loop import train_grpo
 from guard import NonFiniteError
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
-from reward import Reward, RewardConfig, eval_scorers, load_reward_model, train_reward_model
+from preference import PreferenceConfig, eval_scorers, load_reward_model, train_reward_model
+from reward import Reward, RewardConfig
 from verifiers import answer_span
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
@@ -101,7 +102,7 @@ PRESETS = {
 
 
 # ------------------------------------------------------------------------------------------------
-# stages: grpo and eval (the reward stage is reward.train_reward_model)
+# stages: grpo and eval (pretrain is pretrain.pretrain, reward is preference.train_reward_model)
 
 def grpo_stage(run: RunConfig, rcfg: RewardConfig, gcfg: GRPOConfig, out: str, device: str,
                splits: Splits, resume: bool = False) -> dict:
@@ -225,7 +226,8 @@ def prepare_corpus(task: TaskConfig, gpt: GPTConfig, out: str, todo: list[str],
 
 
 def default_configs() -> list:
-    return [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(), GRPOConfig()]
+    return [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(),
+            PreferenceConfig(), GRPOConfig()]
 
 
 def main(argv: list[str]) -> None:
@@ -245,16 +247,16 @@ def main(argv: list[str]) -> None:
         configs = config.apply(default_configs(), {**PRESETS[preset], "preset": preset})
         configs = config.apply(configs, pairs)
         stages = configs[0].stages.split(",")
-    run, task, gpt, pcfg, rcfg, gcfg = configs
+    run, task, gpt, pcfg, rcfg, prefcfg, gcfg = configs
     out = run.out or os.path.join("out", run.preset)
     world = int(os.environ.get("WORLD_SIZE", "1"))                 # processes torchrun started
     device = run.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    preflight.check_settings(run, task, gpt, pcfg, rcfg, gcfg, world)
+    preflight.check_settings(run, task, gpt, pcfg, gcfg, world)
     preflight.check_device(device, world)
 
     # the run directory belongs to one config: refuse to mix two runs in one folder, and refuse
     # to start afresh over an interrupted run (that is what --resume is for)
-    described = config.as_dict([task, gpt, pcfg, rcfg, gcfg])
+    described = config.as_dict([task, gpt, pcfg, rcfg, prefcfg, gcfg])
     described["RunConfig"] = {k: v for k, v in dataclasses.asdict(run).items()
                               if k not in ("stages", "device", "out")}
     config_path, progress_path = os.path.join(out, "config.json"), os.path.join(out, "progress.json")
@@ -268,7 +270,7 @@ def main(argv: list[str]) -> None:
                 raise config.ConfigError(f"{out} holds an interrupted run (stages not finished: "
                                          f"{', '.join(s for s in old['stages'] if s not in old['done'])}"
                                          f"); continue it with --resume {out}, or use another --out")
-        preflight.check_inputs(stages, out, rcfg)
+        preflight.check_inputs(stages, out, rcfg, prefcfg)
         progress = {"stages": stages, "done": []}
     todo = [s for s in STAGES if s in stages and s not in progress["done"]]   # in pipeline order
     # the corpus and the tokenizer, in memory: every length is checked before anything is written
@@ -293,7 +295,8 @@ def main(argv: list[str]) -> None:
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":
-            figures = train_reward_model(run, task, gpt, rcfg, out, device, resume is not None)
+            figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out, device,
+                                         resume is not None)
         else:
             figures = evaluate_stage(run, out, device, splits, resume is not None)
         if rank == 0:

@@ -27,7 +27,7 @@ The teacher is fallible, as real pretraining data is:
       5-1=4, so 45"). With p_bug > 0.5 the teacher's most likely answer on those problems is
       wrong, so a model that imitates the corpus perfectly still answers them wrongly greedily;
   (c) a mix of final-answer styles (bare number, full sentence with the unit, hedged, rambling),
-      chosen independently of correctness. The preference model (reward.py) learns which a
+      chosen independently of correctness. The preference model (preference.py) learns which a
       simulated human likes;
   (d) now and then (`p_rude`) a rude remark, RUDE_REMARK, after a step of the reasoning: the
       target of the whole-response "harmlessness" term of the reward blend, which an

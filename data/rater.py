@@ -1,5 +1,6 @@
 """
-A simulated human rater: the "preferences" half of the data, for the preference model in reward.py.
+A simulated human rater: the "preferences" half of the data, for the preference model
+(preference.py).
 
 What this is: a gold scoring rule g(answer) over the text of a final answer, and a noisy annotator
 built on it. The rater reads the ANSWER SPAN ONLY, never the reasoning, like the judges behind
@@ -27,7 +28,7 @@ Bradley-Terry model (Bradley & Terry 1952; the RLHF form in Ouyang et al., arXiv
 eq. 1) with temperature tau. Even a preference model that recovers g exactly agrees with these
 labels only with probability sigma(|g(a) - g(b)| / tau) per pair: `agreement_ceiling` is that
 probability averaged over a set of pairs, the best held-out accuracy any model can expect.
-With tau = 0.7 (reward.RewardConfig.rater_tau) and pairs drawn from the corpus style mix the
+With tau = 0.7 (preference.PreferenceConfig.rater_tau) and pairs drawn from the corpus style mix the
 ceiling is about 0.92 (0.96 at tau = 0.5, 0.87 at tau = 1).
 
 Pairs (`make_pairs`): one prompt, ONE number, two different styles. The number is a single draw

@@ -10,12 +10,13 @@ import train
 from data.problems import TaskConfig
 from model import GPTConfig
 from grpo import GRPOConfig
+from preference import PreferenceConfig
 from reward import RewardConfig
 
 
 def stage_configs():
     return [train.RunConfig(), TaskConfig(), GPTConfig(), pretrain.PretrainConfig(), RewardConfig(),
-            GRPOConfig()]
+            PreferenceConfig(), GRPOConfig()]
 
 
 def test_parse_pairs_both_spellings():
@@ -28,7 +29,7 @@ def test_parse_pairs_both_spellings():
 
 def test_apply_converts_types_and_returns_new_instances():
     before = stage_configs()
-    run, task, gpt, pre, _, _ = config.apply(before, {"lr": "1e-3", "n_layer": "6", "ops": "+-*",
+    run, task, gpt, pre, *_ = config.apply(before, {"lr": "1e-3", "n_layer": "6", "ops": "+-*",
                                                    "stages": "eval"})
     assert (pre.lr, gpt.n_layer, task.ops, run.stages) == (1e-3, 6, "+-*", "eval")
     assert before[3].lr == pretrain.PretrainConfig().lr             # nothing was mutated

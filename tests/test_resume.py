@@ -23,7 +23,7 @@ from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
 from guard import NonFiniteError, SkipNonFinite
 from model import GPT, GPTConfig
-from reward import RewardConfig, train_reward_model
+from preference import PreferenceConfig, train_reward_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONGER = ["--preset", "smoke", "--pretrain_steps", "40", "--ckpt_every", "5", "--dropout", "0.1",
@@ -124,16 +124,17 @@ def test_reward_model_resumes_from_its_state_to_the_same_weights(tmp_path):
     train again with resume=True, which starts from that step-4 state: same figures."""
     task = TaskConfig(n_train=50, n_eval=4)
     gpt = GPTConfig(block_size=96, n_head=2)
-    cfg = RewardConfig(rm_pairs=32, rm_eval_pairs=1, rm_steps=8, rm_batch_size=8, rm_n_layer=1,
-                       rm_n_embd=16, rm_ckpt_every=4)
+    cfg = PreferenceConfig(rm_pairs=32, rm_eval_pairs=1, rm_steps=8, rm_batch_size=8,
+                           rm_n_layer=1, rm_n_embd=16, rm_ckpt_every=4)
     splits = make_splits(task)
     Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300)).save(
         str(tmp_path / "tokenizer.tiktoken"))
     run = train.RunConfig(seed=5)
-    first = train_reward_model(run, task, gpt, cfg, str(tmp_path), "cpu")
+    first = train_reward_model(run, task, gpt, cfg, "answer", str(tmp_path), "cpu")
     weights = torch.load(tmp_path / "reward.pt", weights_only=True)
     assert load_state(str(tmp_path), "reward")["step"] == 4
-    again = train_reward_model(run, task, gpt, cfg, str(tmp_path), "cpu", resume=True)
+    again = train_reward_model(run, task, gpt, cfg, "answer", str(tmp_path), "cpu",
+                               resume=True)
     assert without_timings(again) == without_timings(first)
     resumed = torch.load(tmp_path / "reward.pt", weights_only=True)
     assert all(torch.equal(weights[k], resumed[k]) for k in weights)

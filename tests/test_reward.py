@@ -1,4 +1,5 @@
-"""The simulated rater, the Bradley-Terry preference model and the reward blend (reward.py)."""
+"""The simulated rater, the Bradley-Terry preference model (preference.py) and the reward blend
+(reward.py)."""
 
 import math
 import random
@@ -14,10 +15,10 @@ from data.rater import (agreement_ceiling, gold_score, make_pairs, noisy_prefere
                         training_prompts, wrong_unit)
 from data.tokenizer import Tokenizer, train_bpe
 from model import GPTConfig
-from reward import (PreferenceModel, RewardConfig, answer_span, blend, blend_floor, bt_loss,
-                    load_reward_model,
-                    pairwise_accuracy, preference, reward_terms, rm_view, score,
-                    train_reward_model)
+from preference import (PreferenceConfig, PreferenceModel, bt_loss, load_reward_model,
+                        pairwise_accuracy, preference, rm_view, score, train_reward_model)
+from reward import RewardConfig, blend, blend_floor, reward_terms
+from verifiers import answer_span
 from verifiers import extract_answer
 
 TASK = TaskConfig(n_train=1, n_eval=8)
@@ -197,10 +198,10 @@ def test_pref_scope_response_changes_what_the_model_sees(tok):
 
 def test_reward_config_fields_reach_the_command_line():
     configs = [train.RunConfig(), TaskConfig(), GPTConfig(), pretrain.PretrainConfig(),
-               RewardConfig()]
-    *_, rcfg = config.apply(configs, {"w_pref": "0.5", "pref_scope": "response",
-                                      "rm_init": "pretrained"})
-    assert (rcfg.w_pref, rcfg.pref_scope, rcfg.rm_init) == (0.5, "response", "pretrained")
+               RewardConfig(), PreferenceConfig()]
+    *_, rcfg, prefcfg = config.apply(configs, {"w_pref": "0.5", "pref_scope": "response",
+                                               "rm_init": "pretrained"})
+    assert (rcfg.w_pref, rcfg.pref_scope, prefcfg.rm_init) == (0.5, "response", "pretrained")
     for bad in ({"pref_scope": "think"}, {"w_harm": "-1"}, {"rm_init": "random"}):
         with pytest.raises(config.ConfigError):
             config.apply(configs, bad)
@@ -213,10 +214,11 @@ def tiny_stage(tmp_path, tok, name):
     out = tmp_path / name
     out.mkdir()
     tok.save(str(out / "tokenizer.tiktoken"))
-    cfg = RewardConfig(rm_pairs=48, rm_eval_pairs=2, rm_steps=3, rm_batch_size=8, rm_n_layer=1,
-                       rm_n_embd=16)
+    cfg = PreferenceConfig(rm_pairs=48, rm_eval_pairs=2, rm_steps=3, rm_batch_size=8,
+                           rm_n_layer=1, rm_n_embd=16)
     gpt = GPTConfig(block_size=128, n_head=2)
-    figures = train_reward_model(train.RunConfig(seed=3), TASK, gpt, cfg, str(out), "cpu")
+    figures = train_reward_model(train.RunConfig(seed=3), TASK, gpt, cfg, "answer", str(out),
+                                 "cpu")
     return str(out), figures
 
 
