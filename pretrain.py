@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 import dist
 from checkpoint import open_log, resume_training, save_model, save_training, state_path
-from data.problems import Splits, TaskConfig, imitation_ceiling, teacher_solution
+from data.ceiling import imitation_ceiling
+from data.problems import Splits, TaskConfig, teacher_solution
 from data.tokenizer import Tokenizer
 from evaluate import evaluate
 from guard import SkipNonFinite

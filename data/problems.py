@@ -34,9 +34,9 @@ The teacher is fallible, as real pretraining data is:
       answer-only preference model cannot see.
 
 Because the teacher is a small stochastic program, the *imitation ceiling* is computed exactly:
-`answer_distribution` enumerates every path the teacher can take through a problem. Paths that
-would make a quantity negative are rejected when sampling, and dropped (with renormalisation) in
-the exact distribution, so both agree.
+data/ceiling.py enumerates every path the teacher can take through a problem (`step_outcomes`).
+Paths that would make a quantity negative are rejected when sampling, and dropped (with
+renormalisation) in the exact distribution, so both agree.
 
 What this is deliberately not: natural language variety (a handful of templates), division, or
 numbers with thousands separators. Real GSM8K is loaded by data/gsm8k.py for the verifier tests.
@@ -321,35 +321,6 @@ def gold_solution(problem: Problem, style: str = "sentence") -> Solution:
         texts.append(text)
     return Solution(" ".join(texts), answer_text(problem, v, style), v, style)
 
-
-def answer_distribution(problem: Problem, cfg: TaskConfig) -> dict[int, float]:
-    """Exact distribution of the teacher's final answer: {value: probability}.
-
-    Dynamic programming over the intermediate value, with the same step_outcomes the sampler uses.
-    """
-    dist = {problem.start: 1.0}
-    for op, k in problem.steps:
-        nxt: dict[int, float] = {}
-        for v, p in dist.items():
-            for q, bug, slip in step_outcomes(v, op, k, cfg):
-                _, w = work_step(v, op, k, bug, slip)
-                nxt[w] = nxt.get(w, 0.0) + p * q
-        dist = nxt
-    total = sum(dist.values())                 # < 1 when some paths were rejected
-    if total == 0:
-        raise ValueError(f"the teacher has no solution that stays >= 0 (lower --p_slip or "
-                         f"--p_bug): {problem.question}")
-    return {v: p / total for v, p in dist.items()}
-
-
-def imitation_ceiling(problems: list[Problem], cfg: TaskConfig) -> dict[str, float]:
-    """What a perfect imitator of the teacher scores: greedy (its most likely answer) and sampled."""
-    greedy = sampled = 0.0
-    for pr in problems:
-        dist = answer_distribution(pr, cfg)
-        greedy += float(max(dist, key=dist.get) == pr.answer)
-        sampled += dist.get(pr.answer, 0.0)
-    return {"greedy": greedy / len(problems), "sampled": sampled / len(problems)}
 
 # ------------------------------------------------------------------------------------------------
 # the corpus and the held-out sets

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from data.gsm8k import load_gsm8k
-from data.problems import (TaskConfig, answer_distribution, apply_op, gold_solution,
-                           imitation_ceiling, make_problem, make_splits, needs_borrow, step_outcomes,
-                           teacher_solution, uses_misconception, work_step)
+from data.ceiling import answer_distribution, imitation_ceiling
+from data.problems import (TaskConfig, apply_op, gold_solution, make_problem, make_splits,
+                           needs_borrow, step_outcomes, teacher_solution, uses_misconception,
+                           work_step)
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 
