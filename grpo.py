@@ -32,12 +32,11 @@ The same forward code scores tokens at sampling time (sampler.generate records l
 training time (`token_logprobs`), at the rollout temperature: they agree to float rounding,
 tested.
 
-Under torchrun the loop is data-parallel (dist.py): every rank draws the same B prompts, keeps
-its B / world of them with all their G samples (a group never straddles two ranks, so its
-baseline is exact), samples with the global batch's noise, and normalises its share of the loss
-by the global batch's token count; DDP then averages the gradients. The step is the one a
-single process would take (tests/test_distributed.py). Every cfg.rl_ckpt_every steps the
-policy, optimizer, generators and log so far go to grpo.state.pt, and `resume` continues there.
+Reading order: the pure math (group_advantages, advantages_and_mask, kl_k3, policy_loss,
+token_logprobs), then `grpo_step`, the whole step in one function. The loop around it (prompts,
+the log, --resume, data parallelism) is grpo_loop.py. Under torchrun `grpo_step` samples with
+the global batch's noise and normalises its share of the loss by the global batch's counts, so
+that DDP's averaged gradient is the one a single process would take.
 
 What this is deliberately not: PPO with a value model, process rewards, or a rollout engine
 separate from the trainer (vLLM-style).
