@@ -191,7 +191,8 @@ def set_rng_state(stage: str, state: dict, device: str, reseed: int, **generator
         if "cuda" in state:
             torch.cuda.set_rng_state(state["cuda"], device)
         else:                                    # saved on a CPU run: nothing to continue
-            torch.cuda.manual_seed(reseed)
+            with torch.cuda.device(device):      # the run's GPU, not the current one
+                torch.cuda.manual_seed(reseed)
             reseeded.append("cuda")
     for name, g in generators.items():
         if isinstance(g, random.Random):
