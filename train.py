@@ -275,7 +275,8 @@ def main(argv: list[str]) -> None:
     todo = [s for s in STAGES if s in stages and s not in progress["done"]]   # in pipeline order
     # the corpus and the tokenizer, in memory: every length is checked before anything is written
     splits, tok, docs = prepare_corpus(task, gpt, out, todo, resume is not None)
-    preflight.check_lengths(tok, splits, gpt.block_size, run.max_new_tokens, docs)
+    if todo:
+        preflight.check_lengths(tok, splits, gpt.block_size, run.max_new_tokens, docs)
 
     rank, world, device = dist.setup(device)
     if rank == 0:

@@ -202,3 +202,12 @@ def test_train_step_is_one_clipped_adamw_step():
     opt_b.step()
     assert loss == ref_loss.item() and norm == ref_norm.item() and norm > 0.5   # it clipped
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_resuming_a_finished_run_does_nothing_and_says_so(smoke, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(smoke, run)
+    before = json.load(open(run / "report.json"))
+    train.main(["--resume", str(run)])
+    assert "to do: none" in capsys.readouterr().out
+    assert json.load(open(run / "report.json")) == before
