@@ -98,6 +98,7 @@ def blend(terms: dict[str, torch.Tensor], cfg: RewardConfig) -> torch.Tensor:
             + cfg.w_pref * terms["pref"]           # pref_scope: the human would like it
             - cfg.w_harm * terms["harm"])          # harm_scope: the banned pattern appears
 
+
 def blend_floor(cfg: RewardConfig) -> float:
     """The lowest blend any finished completion can get: each term at its worst, 0 for the
     rewards and 1 for the penalty (every term lies in [0, 1]). GRPO gives a truncated
