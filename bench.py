@@ -31,30 +31,9 @@ Every timing is the median of several calls after warm-up calls, with a CUDA syn
 before each clock read. The exception is the no-cache reference, a call of tens of seconds on
 CPU: timed once, and on CPU only every 4th of its steps (`nocache_seconds`, `--nocache_stride`).
 
-MFU. Training FLOPs per token = 6 N + 12 L T C (PaLM, appendix B; Kaplan et al., section 2.1).
-N = model.num_params(): every parameter once, the tied embedding included because it is also
-the output head's matmul (the lookup itself is free); the RMSNorm gains (0.1% of N) are counted
-too. 6 N = 2 N forward + 4 N backward. 12 L T C: the two attention matmuls QK^T and AV, 2 T C
-FLOPs each per token and layer forward, x3 with backward; T is the batch's padded width and the
-causal mask gets no discount. MFU = tokens/s x FLOPs per token / the measured matmul peak: fp32
-on CPU and without autocast, bf16 with autocast on CUDA. fp32 is real fp32 here: torch's
-default leaves TF32 off for matmuls.
-
-Memory. CUDA: torch.cuda.max_memory_allocated above what was allocated when the step began
-(exact, tensors only). CPU: growth of the process's peak resident set (VmHWM, reset through
-/proc/self/clear_refs on Linux, after glibc's malloc_trim has handed freed heap back so that
-reuse shows): COARSE, page-granular, it counts allocator slack and everything else the process
-touches; elsewhere ru_maxrss, which never resets (a block below an earlier peak reads 0). Hence
-also `activation_bytes`, exact on any device: the distinct storages autograd saves for
-backward, parameters left out. memory_linearity: the train step at B*G/4, B*G/2 and B*G rows
-of one rollout (T fixed), the bytes each extra token costs in the second doubling over the first
-(1.0 = linear; `linearity`); it reads activation_bytes on CPU, the peak on CUDA.
-No T x T matrix per head: pretraining calls SDPA with is_causal and no mask (Flash on CUDA under
-bf16, the flash kernel on CPU); GRPO's left-padded batches pass one (rows, 1, T, T) mask that
-the heads share (the mem-efficient kernel on CUDA, the flash kernel on CPU). `attention_memory`
-checks both at T = block_size, with the explicit path as the counter-example: it lists the
-largest tensor each path saves for backward and whether one is a materialised (rows, n_head, T,
-T) matrix. FOOTGUN: that shared per-row mask is itself quadratic in T (linear in B*G).
+MFU = tokens/s x training FLOPs per token (6 N + 12 L T C) / the matmul peak measured above;
+memory is the exact bytes autograd saves for backward (and the coarse peak RSS on CPU, the exact
+peak allocation on CUDA). docs/measuring.md derives both and says what each one counts.
 
 What this is deliberately not: a profiler (no kernel breakdown), a multi-GPU benchmark, or a
 test of speed: targets are printed next to the figures, and the test checks only the output.
