@@ -76,8 +76,9 @@ def check_lengths(tok: Tokenizer, splits, block_size: int, max_new_tokens: int,
             raise ConfigError(f"the longest pretraining document has {longest} tokens, more than "
                               f"--block_size {block_size}: raise --block_size, or lower "
                               f"--max_value or --max_steps")
-    def longest_prompt(problems):
-        return max(len(tok.encode(p.prompt)) for p in problems)
+
+    def longest_prompt(problems):                  # 0 for a set the run does not build
+        return max((len(tok.encode(p.prompt)) for p in problems), default=0)
 
     sets = (("RL training", max(n for _, n in docs) if docs else longest_prompt(
                 [p for p, _ in splits.train]), "--max_steps"),    # a document starts with its prompt

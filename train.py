@@ -207,10 +207,16 @@ def read_progress(path: str) -> dict:
 def prepare_corpus(task: TaskConfig, gpt: GPTConfig, out: str, todo: list[str],
                    resume: bool) -> tuple[Splits, Tokenizer, list | None]:
     """The corpus and held-out sets (data/problems.py), the run's tokenizer, and the tokenized
-    pretraining documents when the run pretrains (else None). The tokenizer is trained here, in
-    memory, when pretraining starts afresh (pretrain() saves it); else it is the run's file."""
+    pretraining documents when the run pretrains (else None). The corpus is only generated for
+    the stages that read it (pretrain, grpo); the others get the held-out sets alone. The
+    tokenizer is trained here, in memory, when pretraining starts afresh (pretrain() saves it);
+    else it is the run's file."""
     if not todo:
         return Splits(), None, None
+    if not {"pretrain", "grpo"} & set(todo):                   # held-out sets only, no corpus
+        held_out = make_splits(dataclasses.replace(task, n_train=1))
+        return (Splits([], held_out.in_dist, held_out.harder),
+                Tokenizer.load(os.path.join(out, "tokenizer.tiktoken")), None)
     if os.environ.get("RANK", "0") == "0":
         print(f"corpus | {task.n_train} documents, {task.n_eval} + {task.n_eval} held-out problems")
     splits = make_splits(task)
