@@ -46,9 +46,7 @@ References:
 
 import dataclasses
 import os
-import platform
 import random
-import re
 import statistics
 import sys
 import time
@@ -63,8 +61,8 @@ from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from grpo import GRPOConfig, grpo_step, update
 from guard import SkipNonFinite
-from measure import (PeakMemory, SavedBytes, copy_bandwidth, flops_per_token, linearity,
-                     matmul_flops, sync, timeit)
+from measure import (PeakMemory, SavedBytes, attention_memory, device_name, flops_per_token,
+                     linearity, machine_limits, sync, timeit, twin)
 from model import GPT, GPTConfig
 from sampler import generate
 from preference import PreferenceConfig, PreferenceModel
@@ -101,13 +99,6 @@ QUICK = dict(repeats=2, gen_repeats=1, n_docs=300, matmul_n=256, copy_mb=16)
 
 # ------------------------------------------------------------------------------------------------
 # the three workloads
-
-def twin(model: GPT, attn_impl: str) -> GPT:
-    """The same weights behind the other attention path."""
-    other = GPT(dataclasses.replace(model.cfg, attn_impl=attn_impl))
-    other.load_state_dict(model.state_dict())
-    return other.to(next(model.parameters()).device)
-
 
 def bench_pretrain(model, x, y, pad: int, pcfg: PretrainConfig, device: str, cfg: BenchConfig,
                    peaks: dict, autocast: bool, compiled: bool = False) -> dict:
@@ -242,31 +233,6 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
     return grpo_step_figures, scaling
 
 
-def attention_memory(model: GPT, n_rows: int, device: str) -> dict:
-    """Forward + backward at T = block_size through both attention paths, unpadded (pretraining:
-    is_causal, no mask) and left-padded (GRPO: a (rows, 1, T, T) mask). Reports what autograd
-    saves and whether any saved tensor is a (rows, n_head, T, T) matrix."""
-    cfg = model.cfg
-    T, H = cfg.block_size, cfg.n_head
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, cfg.vocab_size, (n_rows, T), generator=g).to(device)
-    pads = (torch.arange(n_rows) % 8).to(device)         # 0..7 left pad tokens per row
-    out = {"T": T, "rows": n_rows, "tt_per_head_bytes": n_rows * H * T * T * 4}
-    for impl, m in (("sdpa", model), ("explicit", twin(model, "explicit"))):
-        m.train()
-        for path, pad_len in (("causal", None), ("padded", pads)):
-            with PeakMemory(device) as mem:
-                with SavedBytes(m) as saved:
-                    _, loss = m(ids, ids, pad_len=pad_len)
-                loss.backward()
-            m.zero_grad(set_to_none=True)
-            largest = max((shape for shape, _ in saved.shapes), key=lambda s: torch.Size(s).numel())
-            out[f"{impl}_{path}"] = {
-                "saved_bytes": saved.bytes, "peak_mem_bytes": mem.bytes, "largest_saved": largest,
-                "saves_tt_per_head": any(len(s) >= 4 and s[-3] == H and st[-3] != 0
-                                         and s[-2:] == (T, T) for s, st in saved.shapes)}
-    return out
-
 # ------------------------------------------------------------------------------------------------
 # one preset, end to end
 
@@ -333,28 +299,11 @@ def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants
 # ------------------------------------------------------------------------------------------------
 # the report: targets, table, JSON
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            return re.search(r"model name\s*:\s*(.*)", f.read()).group(1).strip()
-    except (OSError, AttributeError):
-        return platform.processor() or platform.machine()
-
-
-def bare_flags(argv: list[str]) -> list[str]:
-    """`--quick` alone means `--quick true`: ['--quick', '--out', 'b.json'] ->
-    ['--quick=true', '--out', 'b.json']; `--quick false` is left alone."""
-    return [f"{a}=true" if a == "--quick" and (i + 1 == len(argv) or argv[i + 1].startswith("--"))
-            else a for i, a in enumerate(argv)]
-
-
 def main(argv: list[str]) -> None:
     if argv in (["-h"], ["--help"]):
         print(__doc__ + "\n" + config.help_text([BenchConfig()]))
         return
-    pairs = config.parse_pairs(bare_flags(argv))
+    pairs = config.parse_pairs(config.bare_flags(argv, "--quick"))
     (cfg,) = config.apply([BenchConfig()], pairs)
     if cfg.quick:                                        # quick's sizes, then the user's own
         (cfg,) = config.apply([cfg], {**QUICK, **pairs})
@@ -368,15 +317,8 @@ def main(argv: list[str]) -> None:
 
     # ---- 1. the machine's limits, measured now
     n, mib = cfg.matmul_n or (8192 if cuda else 2048), cfg.copy_mb or (1024 if cuda else 256)
-    # on CPU bf16 is informational (training stays fp32 there) and, without bf16 instructions,
-    # about 100x slower than fp32: its peak is measured at n / 4, 64x less work
-    peaks = {"fp32": matmul_flops(n, torch.float32, device, cfg.warmup, cfg.repeats),
-             "bf16": matmul_flops(n if cuda else max(n // 4, 64), torch.bfloat16, device,
-                                  cfg.warmup, cfg.repeats)}
-    res.update({"matmul_peak_flops": peaks["bf16" if cuda else "fp32"],  # the MFU denominator
-                "matmul_fp32_flops": peaks["fp32"], "matmul_bf16_flops": peaks["bf16"],
-                "matmul_n": n,
-                "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, cfg.warmup, cfg.repeats)})
+    res.update(machine_limits(device, n, mib, cfg.warmup, cfg.repeats))
+    peaks = {"fp32": res["matmul_fp32_flops"], "bf16": res["matmul_bf16_flops"]}
     print(f"bench | {device} ({res['device_name']}) | peaks measured | "
           f"{time.perf_counter() - t0:.0f}s", flush=True)
 

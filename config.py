@@ -26,6 +26,13 @@ class ConfigError(ValueError):
     """A bad command line or config value; train.py prints it as one line and exits 1."""
 
 
+def bare_flags(argv: list[str], flag: str) -> list[str]:
+    """A boolean `flag` alone means `flag true`: bare_flags(['--quick', '--out', 'b.json'],
+    '--quick') -> ['--quick=true', '--out', 'b.json']; `--quick false` is left alone."""
+    return [f"{a}=true" if a == flag and (i + 1 == len(argv) or argv[i + 1].startswith("--"))
+            else a for i, a in enumerate(argv)]
+
+
 def parse_pairs(argv: list[str]) -> dict[str, str]:
     """['--lr', '1e-3', '--n_layer=6'] -> {'lr': '1e-3', 'n_layer': '6'}."""
     pairs, i = {}, 0

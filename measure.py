@@ -11,11 +11,16 @@ What this is: the instruments bench.py reads, kept apart from what it measures.
                 process's peak resident set, VmHWM, reset through /proc/self/clear_refs on Linux)
   SavedBytes    exact bytes autograd saves for backward in a block (activations), on any device
   linearity     how a measured quantity grows between three sizes (1.0 = linearly)
+  machine_limits  the matmul peaks (fp32, bf16) and the copy bandwidth of this device, measured
+  attention_memory  what forward + backward through each attention path saves, causal and padded
+  device_name   the GPU's or the CPU's model name
 
 What this is deliberately not: a profiler. No kernel breakdown, no sampling of the call stack.
 """
 
 import ctypes
+import dataclasses
+import platform
 import re
 import resource
 import statistics
@@ -23,6 +28,8 @@ import sys
 import time
 
 import torch
+
+from model import GPT
 
 
 def sync(device: str) -> None:
@@ -78,6 +85,20 @@ def copy_bandwidth(mib: int, device: str, warmup: int = 1, repeats: int = 5) -> 
     dst = torch.zeros_like(src)
     s = timeit(lambda: dst.copy_(src), warmup + 1, repeats, device)
     return 2 * src.nbytes / s
+
+
+def machine_limits(device: str, n: int, mib: int, warmup: int, repeats: int) -> dict:
+    """This device's practical limits, measured now: an n x n matmul in fp32 and in bf16 (FLOP/s)
+    and a copy of `mib` MiB (bytes read + written per second). On CPU bf16 is informational
+    (training stays fp32 there) and, without bf16 instructions, about 100x slower than fp32: its
+    peak is measured at n / 4, 64x less work. matmul_peak_flops is the MFU denominator: bf16 on
+    CUDA, where training autocasts to it, fp32 on CPU."""
+    cuda = device.startswith("cuda")
+    fp32 = matmul_flops(n, torch.float32, device, warmup, repeats)
+    bf16 = matmul_flops(n if cuda else max(n // 4, 64), torch.bfloat16, device, warmup, repeats)
+    return {"matmul_peak_flops": bf16 if cuda else fp32, "matmul_fp32_flops": fp32,
+            "matmul_bf16_flops": bf16, "matmul_n": n,
+            "mem_bandwidth_bytes_per_s": copy_bandwidth(mib, device, warmup, repeats)}
 
 
 def _proc_bytes(key: str) -> int:
@@ -158,3 +179,46 @@ class SavedBytes:
     @property
     def bytes(self) -> int:
         return sum(self.storages.values())
+
+
+def twin(model: GPT, attn_impl: str) -> GPT:
+    """The same weights behind the other attention path."""
+    other = GPT(dataclasses.replace(model.cfg, attn_impl=attn_impl))
+    other.load_state_dict(model.state_dict())
+    return other.to(next(model.parameters()).device)
+
+
+def attention_memory(model: GPT, n_rows: int, device: str) -> dict:
+    """Forward + backward at T = block_size through both attention paths, unpadded (pretraining:
+    is_causal, no mask) and left-padded (GRPO: a (rows, 1, T, T) mask). Reports what autograd
+    saves and whether any saved tensor is a (rows, n_head, T, T) matrix."""
+    cfg = model.cfg
+    T, H = cfg.block_size, cfg.n_head
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, cfg.vocab_size, (n_rows, T), generator=g).to(device)
+    pads = (torch.arange(n_rows) % 8).to(device)         # 0..7 left pad tokens per row
+    out = {"T": T, "rows": n_rows, "tt_per_head_bytes": n_rows * H * T * T * 4}
+    for impl, m in (("sdpa", model), ("explicit", twin(model, "explicit"))):
+        m.train()
+        for path, pad_len in (("causal", None), ("padded", pads)):
+            with PeakMemory(device) as mem:
+                with SavedBytes(m) as saved:
+                    _, loss = m(ids, ids, pad_len=pad_len)
+                loss.backward()
+            m.zero_grad(set_to_none=True)
+            largest = max((shape for shape, _ in saved.shapes), key=lambda s: torch.Size(s).numel())
+            out[f"{impl}_{path}"] = {
+                "saved_bytes": saved.bytes, "peak_mem_bytes": mem.bytes, "largest_saved": largest,
+                "saves_tt_per_head": any(len(s) >= 4 and s[-3] == H and st[-3] != 0
+                                         and s[-2:] == (T, T) for s, st in saved.shapes)}
+    return out
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return re.search(r"model name\s*:\s*(.*)", f.read()).group(1).strip()
+    except (OSError, AttributeError):
+        return platform.processor() or platform.machine()

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from bench import bare_flags
+from config import bare_flags
 import measure
 from measure import PeakMemory, SavedBytes, flops_per_token, linearity, timeit
 from model import GPT, GPTConfig
@@ -35,10 +35,10 @@ def test_linearity_ignores_a_constant_and_sees_a_square():
 
 
 def test_bare_quick_flag_means_true():
-    assert bare_flags(["--quick"]) == ["--quick=true"]
-    assert bare_flags(["--quick", "--out", "b.json"]) == ["--quick=true", "--out", "b.json"]
-    assert bare_flags(["--quick", "false"]) == ["--quick", "false"]
-    assert bare_flags(["--repeats", "3"]) == ["--repeats", "3"]
+    assert bare_flags(["--quick"], "--quick") == ["--quick=true"]
+    assert bare_flags(["--quick", "--out", "b.json"], "--quick") == ["--quick=true", "--out", "b.json"]
+    assert bare_flags(["--quick", "false"], "--quick") == ["--quick", "false"]
+    assert bare_flags(["--repeats", "3"], "--quick") == ["--repeats", "3"]
 
 
 def test_timeit_warms_up_then_reports_the_median(monkeypatch):
