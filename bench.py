@@ -19,10 +19,11 @@ What it measures, in this order (a table on stdout, everything in bench.json):
      max_new_tokens, no stop ids so that every row makes every token): KV cache against
      recomputing the whole sequence for every token, and SDPA against explicit attention;
   4. one GRPO step, grpo.grpo_step as the training loop calls it, split into rollout, reward
-     (decode, reward.reward_terms with a random PreferenceModel of the scratch size, blend,
-     advantages; scored on teacher-written completions, since a random policy never writes an
-     answer the preference model would read) and train (token_logprobs, policy_loss, backward,
-     clip, AdamW), its peak memory, and how the train step's memory grows with B*G;
+     (decode, reward.Reward with a random PreferenceModel of the scratch size: every term, the
+     blend, the watched gold and proxy, advantages; scored on teacher-written completions,
+     since a random policy never writes an answer the preference model would read) and train
+     (token_logprobs, policy_loss, backward, clip, AdamW), its peak memory, and how the train
+     step's memory grows with B*G;
   5. with CUDA, all of it again at the gpu preset under the "gpu" key, plus bf16 autocast and
      torch.compile on/off for the pretraining step.
 The top-level figures are the cpu preset on this run's device (the smoke preset with --quick).
@@ -66,7 +67,7 @@ from measure import (PeakMemory, SavedBytes, attention_memory, device_name, flop
 from model import GPT, GPTConfig
 from sampler import generate
 from preference import PreferenceConfig, PreferenceModel
-from reward import RewardConfig, blend, blend_floor, reward_terms
+from reward import Reward, RewardConfig
 from pretrain import PretrainConfig, make_optimizer, pack, train_step
 from train import PRESETS, RunConfig
 
@@ -188,9 +189,10 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
         ids, n_prompt = tok.render(p.prompt, s.think, s.answer_text)
         teacher.append(tok.decode(ids[n_prompt:]))      # <think>...</answer><|endoftext|>
 
+    reward = Reward(rcfg, tok, rm, device)
+
     def score(problems, texts):                          # texts decoded, then replaced
-        terms = reward_terms(rows, teacher, rm, tok, rcfg, device)
-        return terms, blend(terms, rcfg)
+        return reward(rows, teacher)
 
     opt = torch.optim.AdamW(policy.parameters(), lr=gcfg.rl_lr, betas=(0.9, 0.95),
                             weight_decay=0.0)
@@ -200,7 +202,7 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
 
     def step():
         return grpo_step(policy, opt, tok, problems, score, gcfg, step=0, gen=gen, guard=guard,
-                         max_new_tokens=max_new, floor=blend_floor(rcfg))
+                         max_new_tokens=max_new, floor=reward.floor)
 
     for _ in range(cfg.warmup):
         step()

@@ -16,8 +16,9 @@ Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ fr
   2) loss = sum over all tokens / number of tokens in the step (DAPO, arXiv 2503.14476), so each
      token weighs the same whatever its sequence length. `--loss_agg seq` is DeepSeekMath's
      per-sequence mean, `--loss_agg constant` Dr. GRPO's sum / (N * max_new_tokens).
-  3) β = 0: no KL term and no reference model (DAPO, Dr. GRPO). `--kl_beta 0.04` adds
-     DeepSeekMath's k3 estimator in the loss against a frozen copy of the pretrained model.
+  3) β = 0: no KL term in the loss (DAPO, Dr. GRPO). `--kl_beta 0.04` adds DeepSeekMath's k3
+     estimator against a frozen copy of the pretrained model. The copy is there at β = 0 too,
+     to log the KL from the initial policy (`--watch_kl false` drops it).
   4) μ = 1 inner epoch: π_old = π_θ at the update, so ρ = 1 and the clip never acts; the step
      is REINFORCE with a group baseline (DeepSeekMath §5.2.1). `--inner_epochs 2` makes the clip
      (ε_low 0.2, ε_high 0.28: DAPO's clip-higher) matter.
@@ -67,7 +68,9 @@ class GRPOConfig:
     inner_epochs: int = 1       # μ: updates per batch of rollouts; the clip acts only when > 1
     clip_low: float = 0.2       # ε_low
     clip_high: float = 0.28     # ε_high (clip-higher, DAPO)
-    kl_beta: float = 0.0        # β of the k3 KL term; 0 builds no reference model
+    kl_beta: float = 0.0        # β of the k3 KL term in the loss
+    watch_kl: bool = True       # log the KL from the initial policy at any β (a frozen copy,
+                                # one no-grad forward a step); β > 0 needs it
     drop_zero_var: bool = False  # drop groups whose verifier outcomes are all equal
     truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
     rl_temperature: float = 1.0  # rollouts sample softmax(z / T); the loss uses the same π_T
@@ -96,6 +99,9 @@ class GRPOConfig:
                 raise ValueError(f"--{name} must be > 0, got {getattr(self, name)}")
         if not (0 <= self.clip_low < 1 and self.clip_high >= 0 and self.kl_beta >= 0):
             raise ValueError("need 0 <= --clip_low < 1, --clip_high >= 0 and --kl_beta >= 0")
+        if self.kl_beta > 0 and not self.watch_kl:
+            raise ValueError(f"--kl_beta {self.kl_beta} needs the reference policy: drop "
+                             f"--watch_kl false")
 
 # ------------------------------------------------------------------------------------------------
 # the pure math (each piece tested against a group worked by hand in tests/test_grpo.py)
@@ -223,6 +229,7 @@ class Step:
     """What one grpo_step did, for the log (grpo_loop.step_metrics); rows of this rank only."""
     rollout: object             # model.Rollout: n = b * G rows
     terms: dict                 # every term of the blend, (n,) each
+    watch: dict                 # what is watched, not optimised (reward.watched), (n,) each
     reward: torch.Tensor        # (n,) the blended reward
     verifier: torch.Tensor      # (b, G) raw 0/1 exact match
     keep: torch.Tensor          # (n,) rows in the loss
@@ -236,7 +243,8 @@ class Step:
     updated: bool               # False: nothing to learn, no update
     rollout_s: float
     reward_s: float
-    train_s: float
+    train_s: float              # the reference's forward included
+    ref_s: float                # of which the reference's forward (0 without one)
 
 
 def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, cfg: GRPOConfig, *,
@@ -251,7 +259,8 @@ def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, cfg: GRPO
         kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
         loss, clip_frac = policy_loss(logp, old_logp, adv, mask, agg=cfg.loss_agg,
                                       clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                                      max_len=max_len, kl=kl, beta=cfg.kl_beta,
+                                      max_len=max_len, kl=kl if cfg.kl_beta > 0 else None,
+                                      beta=cfg.kl_beta,
                                       n_tokens=n_tokens, n_seqs=n_seqs, n_rows=n_rows)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -266,9 +275,9 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
               max_new_tokens: int, floor: float = 0.0, ref=None, trainer=None) -> Step:
     """One GRPO step on `problems` (this rank's b of the step's B prompts, in eval mode).
 
-    score(problems, texts) -> (terms, total): the reward (reward.Reward). floor: what a
-    truncated completion earns (reward.Reward.floor). ref: a frozen reference policy for the
-    KL term. trainer: the policy wrapped in DistributedDataParallel under torchrun (the
+    score(problems, texts) -> (terms, total, watched): the reward (reward.Reward). floor: what
+    a truncated completion earns (reward.Reward.floor). ref: a frozen copy of the initial
+    policy, for the KL term (β > 0) or only to log the KL from it (one no-grad forward). trainer: the policy wrapped in DistributedDataParallel under torchrun (the
     gradients are averaged over ranks). A step with nothing to learn
     (every A = 0 with β = 0, or no row kept) makes no update at all, since AdamW's momentum
     would still move θ; its forward pass is for the diagnostics only."""
@@ -284,7 +293,8 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
     sync(str(device))
     t1 = time.time()
     # ---- reward: every term of the blend, the total, the advantages within each group
-    terms, reward = score([p for p in problems for _ in range(G)], rollout.texts(tok.decode))
+    terms, reward, watch = score([p for p in problems for _ in range(G)],
+                                 rollout.texts(tok.decode))
     verifier = terms["correct"].to(device).view(b, G)                # raw 0/1 exact match
     adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
                                     rollout.truncated.view(b, G), cfg, floor)  # (n,), (n,)
@@ -296,10 +306,11 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
     mask = rollout.mask & keep[:, None]                              # (n, T) tokens in the loss
     n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([          # over the global batch:
         mask.sum(), keep.sum(), (keep & (adv != 0)).sum()]))         # Σ|o_i|, rows kept, A != 0
-    ref_logp = None
-    if ref is not None:
+    ref_logp, t_ref = None, time.time()
+    if ref is not None:                                              # log π_ref: one forward
         with torch.no_grad():
             ref_logp = token_logprobs(ref, ids, pad, n_prompt, temperature=cfg.rl_temperature)
+    ref_s = time.time() - t_ref
     updated = n_tokens.item() > 0 and (n_signal.item() > 0 or cfg.kl_beta > 0)  # on all ranks
     if updated:
         logp, entropy, kl, loss, clip_frac, grad_norm = update(
@@ -314,6 +325,6 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
         loss = clip_frac = grad_norm = torch.zeros(())
     sync(str(device))
     log_ratio = logp.detach() - ref_logp if ref_logp is not None else None  # (n, T) log π/π_ref
-    return Step(rollout, terms, reward, verifier, keep, mask, entropy.detach(),
+    return Step(rollout, terms, watch, reward, verifier, keep, mask, entropy.detach(),
                 kl.detach() if kl is not None else None, log_ratio, loss, clip_frac, grad_norm,
-                updated, t1 - t0, t2 - t1, time.time() - t2)
+                updated, t1 - t0, t2 - t1, time.time() - t2, ref_s)

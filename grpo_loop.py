@@ -134,8 +134,19 @@ def step_metrics(s: Step) -> dict:
            "entropy": (entropy_sum / n_real).item(),
            "clip_frac": (clip_sum / n_mask.clamp(min=1)).item(),
            "grad_norm": s.grad_norm.item(), "loss": s.loss.item(),
-           "rollout_s": s.rollout_s, "reward_s": s.reward_s, "step_s": step_s,
+           "rollout_s": s.rollout_s, "reward_s": s.reward_s, "ref_s": s.ref_s, "step_s": step_s,
            "tok_per_s": n_real.item() / step_s}
+    # what is watched, not optimised: the human's true utility (gold), the preference model's raw
+    # score (proxy), and whether the preference model ranks the verifier's right answers first
+    gold, proxy = (dist.gather_rows(s.watch[k].to(reward.device)) for k in ("gold", "proxy"))
+    pref = terms["pref"].view(verifier.shape)                        # (B, G)
+    agree, n_pairs = ranking_agreement(pref, verifier > 0)
+    row.update({"gold": gold.mean().item(),
+                "proxy": proxy.nanmean().item() if (~proxy.isnan()).any() else float("nan"),
+                "pref_right": pref[verifier > 0].mean().item() if right.any() else float("nan"),
+                "pref_wrong": pref[verifier == 0].mean().item() if (~right).any() else float("nan"),
+                "rank_agreement": agree / n_pairs if n_pairs else float("nan"),
+                "rank_pairs": n_pairs})
     if s.log_ratio is not None:
         kl_seq = dist.gather_rows(torch.where(real, s.log_ratio, 0.0).sum(1))  # Σ_t log π/π_ref
         row["kl_k1_seq"] = kl_seq.mean().item()
@@ -143,15 +154,29 @@ def step_metrics(s: Step) -> dict:
     return row
 
 
+def ranking_agreement(score: torch.Tensor, right: torch.Tensor) -> tuple[float, int]:
+    """How often a score ranks the verifier's right answers above its wrong ones in a group:
+    over every pair (i right, j wrong) of one group, [s_i > s_j] + 1/2 [s_i = s_j], summed, and
+    the number of such pairs (PRIME, Cui et al., arXiv 2502.01456, logs this agreement of its
+    reward model with the outcome verifier). score, right (B, G).
+    ranking_agreement(tensor([[0.9, 0.2, 0.5]]), tensor([[True, False, False]])) -> (2.0, 2)"""
+    diff = score[:, :, None] - score[:, None, :]                     # (B, G, G) s_i - s_j
+    pairs = right[:, :, None] & ~right[:, None, :]                   # (B, G, G) i right, j wrong
+    hit = torch.where(diff > 0, 1.0, torch.where(diff == 0, 0.5, 0.0))  # (B, G, G)
+    return (hit * pairs).sum().item(), int(pairs.sum().item())
+
+
 def step_line(row: dict, terms: list[str]) -> str:
     """The one line a step prints (the same numbers are in grpo_log.jsonl)."""
     terms_txt = " ".join(f"{k} {row[f'r/{k}']:.2f}" for k in terms)
     return (f"step {row['step']:04d} | reward {row['reward']:.3f} ± {row['reward_std']:.2f} | "
-            f"{terms_txt} | acc {row['accuracy']:.2f} | zero_var {row['zero_var']:.2f} | "
+            f"{terms_txt} | acc {row['accuracy']:.2f} | gold {row['gold']:.2f} | "
+            f"proxy {row['proxy']:.2f} | zero_var {row['zero_var']:.2f} | "
             f"len ok/bad {row['len_right']:.0f}/{row['len_wrong']:.0f} | "
             f"trunc {row['truncated']:.2f} | H {row['entropy']:.3f} | "
             f"clip {row['clip_frac']:.2f} | gnorm {row['grad_norm']:.2f} | "
-            f"{row['step_s'] * 1000:.0f}ms")
+            + (f"kl {row['kl_k1_seq']:.2f} | " if "kl_k1_seq" in row else "")
+            + f"{row['step_s'] * 1000:.0f}ms")
 
 
 def _mean(xs):

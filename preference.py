@@ -47,11 +47,11 @@ from tqdm import tqdm
 from checkpoint import (load_model, load_weights, read_checkpoint, resume_training, save_model,
                         save_training)
 from data.problems import TaskConfig, make_splits, teacher_solution
-from data.rater import agreement_ceiling, gold_score, make_pairs, training_prompts
+from data.rater import Human, Pair, agreement_ceiling, gold_score, make_pairs, training_prompts
 from data.tokenizer import Tokenizer
 from guard import SkipNonFinite
 from model import GPT, GPTConfig
-from verifiers import ANSWER_CLOSE, TAGS, answer_span
+from verifiers import ANSWER_CLOSE, TAGS, answer_span, math_reward
 
 INITS = ("scratch", "pretrained")
 
@@ -72,7 +72,11 @@ class PreferenceConfig:
     rm_lr: float = 1e-3         # peak learning rate, decayed linearly to 0
     rm_center: float = 0.01     # coefficient c of the centring penalty c * (r_c + r_r)^2
     rm_ckpt_every: int = 50     # save reward.state.pt (for --resume) every N steps
-    rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((g_a - g_b) / tau)
+    rm_solution_pairs: float = 0.5  # share of pairs that are two independent teacher solutions
+                                # (right-vs-wrong at the teacher's rate); the rest: style pairs
+    rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((u_a - u_b) / tau)
+    rater_c: float = 6.0        # c of the human's true utility u = c * [right] + g(answer)
+    rater_check: float = 0.5    # chance the labeller works the problem out; else judges g alone
 
     def __post_init__(self):
         if self.rm_init not in INITS:
@@ -83,9 +87,18 @@ class PreferenceConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.rm_lr > 0 or not self.rater_tau > 0 or not self.rm_center >= 0:
             raise ValueError("rm_lr and rater_tau must be > 0, rm_center >= 0")
+        if not (0 <= self.rm_solution_pairs <= 1 and 0 <= self.rater_check <= 1):
+            raise ValueError("rm_solution_pairs and rater_check are shares: each must be in [0, 1]")
+        if not self.rater_c >= 0:
+            raise ValueError(f"rater_c must be >= 0, got {self.rater_c}")
         if self.rm_n_embd % self.rm_n_head or (self.rm_n_embd // self.rm_n_head) % 2:
             raise ValueError(f"--rm_n_embd {self.rm_n_embd} must be --rm_n_head {self.rm_n_head} "
                              f"times an even head width (RoPE)")
+
+    @property
+    def human(self) -> Human:
+        """The simulated human these knobs describe (data/rater.py)."""
+        return Human(tau=self.rater_tau, c=self.rater_c, check=self.rater_check)
 
 # ------------------------------------------------------------------------------------------------
 # what the preference model reads
@@ -172,17 +185,25 @@ def score(rm: PreferenceModel, tok: Tokenizer, questions: list[str], views: list
     return torch.cat(out) if out else torch.zeros(0, device=device)
 
 
-def preference(rm: PreferenceModel, tok: Tokenizer, questions: list[str], completions: list[str],
+def raw_scores(rm: PreferenceModel, tok: Tokenizer, questions: list[str], completions: list[str],
                scope: str, device) -> torch.Tensor:
-    """sigma(r - r_ref) (N,) for each completion, 0 for one without a well-formed answer span:
-    the probability that the human prefers it to the teacher's average answer."""
+    """The preference model's raw score r (N,) of each completion in `scope`, NaN for one without
+    a well-formed answer span (it has nothing to judge)."""
     views = [rm_view(c, scope) for c in completions]
     ok = [i for i, v in enumerate(views) if v is not None]
-    out = torch.zeros(len(completions), device=device)
+    out = torch.full((len(completions),), float("nan"), device=device)
     if ok:
-        r = score(rm, tok, [questions[i] for i in ok], [views[i] for i in ok], device)  # (n,)
-        out[ok] = torch.sigmoid(r - rm.r_ref)  # (n,) BT win probability against the reference
+        out[ok] = score(rm, tok, [questions[i] for i in ok], [views[i] for i in ok], device)
     return out
+
+
+def preference(rm: PreferenceModel, tok: Tokenizer, questions: list[str], completions: list[str],
+               scope: str, device, raw: torch.Tensor | None = None) -> torch.Tensor:
+    """sigma(r - r_ref) (N,) for each completion, 0 for one without a well-formed answer span:
+    the probability that the human prefers it to the teacher's average answer. `raw`: the
+    completions' raw_scores, when already computed."""
+    r = raw_scores(rm, tok, questions, completions, scope, device) if raw is None else raw
+    return torch.where(r.isnan(), 0.0, torch.sigmoid(r - rm.r_ref))  # (N,) BT win vs the reference
 
 # ------------------------------------------------------------------------------------------------
 # stage: train the preference model
@@ -201,11 +222,16 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
     t0 = time.time()
     tok = Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
     # ---- pairs, labelled by the simulated human; the held-out ones come from the in_dist set
-    train_pairs = make_pairs(training_prompts(task, cfg.rm_pairs), task, cfg.rater_tau,
-                             random.Random(f"{task.task_seed}/pair-labels"))
+    human = cfg.human
+    train_pairs = make_pairs(training_prompts(task, cfg.rm_pairs), task, human,
+                             random.Random(f"{task.task_seed}/pair-labels"),
+                             solution_share=cfg.rm_solution_pairs)
     held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
-    eval_pairs = make_pairs(held_out, task, cfg.rater_tau,
-                            random.Random(f"{task.task_seed}/heldout-pairs"), cfg.rm_eval_pairs)
+    eval_pairs = (make_pairs(held_out, task, human, random.Random(f"{task.task_seed}/heldout-pairs"),
+                             cfg.rm_eval_pairs, solution_share=0.0)       # style pairs, then
+                  + make_pairs(held_out, task, human,                     # solution pairs
+                               random.Random(f"{task.task_seed}/heldout-solutions"),
+                               cfg.rm_eval_pairs, solution_share=1.0))
 
     # ---- model: a small new GPT, or the pretrained policy's body
     torch.manual_seed(run.seed)
@@ -269,16 +295,12 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
         bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}")
     train_time += time.time() - t1
 
-    # ---- held-out: accuracy against the human's noisy labels and the noise-free gold order
+    # ---- held-out: against the human's noisy labels and against the truth, for each kind of pair
     va, vb = _views(eval_pairs, scope)
     questions = [p.question for p in eval_pairs]
-    r_a, r_b = score(rm, tok, questions, va, device), score(rm, tok, questions, vb, device)
-    g_a = torch.tensor([gold_score(p.answer_a) for p in eval_pairs])
-    g_b = torch.tensor([gold_score(p.answer_b) for p in eval_pairs])
-    labels = torch.tensor([p.a_wins for p in eval_pairs])
-    r_a, r_b = r_a.cpu(), r_b.cpu()
-    ceiling = agreement_ceiling((g_a - g_b).tolist(), cfg.rater_tau)
-    heldout_acc = pairwise_accuracy(r_a, r_b, labels)
+    r_a = score(rm, tok, questions, va, device).cpu()
+    r_b = score(rm, tok, questions, vb, device).cpu()
+    figures = heldout_figures(eval_pairs, r_a, r_b, human)
     # ---- the reference: mean score of the teacher's own completions on the held-out prompts
     ref_rng = random.Random(f"{task.task_seed}/reference")
     ref = [(p.question, f"<think>{s.think}</think><answer>{s.answer_text}</answer>")
@@ -288,32 +310,65 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
     rm.r_ref.fill_(r_ref)
     by_style: dict[str, list[float]] = {}
     for p, ra, rb in zip(eval_pairs, r_a.tolist(), r_b.tolist()):
-        by_style.setdefault(p.style_a, []).append(ra)
-        by_style.setdefault(p.style_b, []).append(rb)
-    figures = {
-        "heldout_accuracy": heldout_acc,           # vs the noisy held-out labels
-        "agreement_ceiling": ceiling,              # E[sigma(|g_a - g_b| / tau)]: the best possible
-        "accuracy_to_ceiling": heldout_acc / ceiling,
-        "gold_agreement": pairwise_accuracy(r_a, r_b, g_a > g_b),  # vs the noise-free order
-        "label_agreement": (labels == (g_a > g_b)).double().mean().item(),  # human vs itself
-        "heldout_loss": bt_loss(torch.where(labels, r_a, r_b),       # chosen by the label
-                                torch.where(labels, r_b, r_a)).item(),
-        "train_loss": loss_ema, "pairs": len(train_pairs), "heldout_pairs": len(eval_pairs),
-        "init": cfg.rm_init, "scope": scope, "params": n_params, "steps": cfg.rm_steps,
-        "tau": cfg.rater_tau, "r_ref": r_ref, "train_time_s": train_time,
-        "skipped_updates": guard.skipped,
+        if p.kind == "style":
+            by_style.setdefault(p.style_a, []).append(ra)
+            by_style.setdefault(p.style_b, []).append(rb)
+    figures.update({
+        "train_loss": loss_ema, "pairs": len(train_pairs), "init": cfg.rm_init, "scope": scope,
+        "params": n_params, "steps": cfg.rm_steps, "tau": cfg.rater_tau, "c": cfg.rater_c,
+        "check": cfg.rater_check, "solution_share": cfg.rm_solution_pairs, "r_ref": r_ref,
+        "train_time_s": train_time, "skipped_updates": guard.skipped,
         "pref_by_style": {s: sum(torch.sigmoid(torch.tensor(v) - r_ref).tolist()) / len(v)
                           for s, v in sorted(by_style.items())},
-    }
+    })
     print("reward model | " + " | ".join(f"{k} {figures[k]:.3f}" for k in (
-        "heldout_accuracy", "agreement_ceiling", "accuracy_to_ceiling", "gold_agreement",
-        "train_time_s")) + " | pref " + " ".join(f"{s} {v:.2f}"
+        "heldout_accuracy", "agreement_ceiling", "accuracy_style", "accuracy_correctness",
+        "label_agreement_correctness", "train_time_s")) + " | pref " + " ".join(f"{s} {v:.2f}"
                                                  for s, v in figures["pref_by_style"].items()))
 
     save_model(out, "reward", rm, {"config": dataclasses.asdict(cfg), "scope": scope,
                                    "r_ref": r_ref, "figures": figures,
                                    "tokenizer": tok.fingerprint})
     return {"reward_model": figures, "time_s": {"reward_model": elapsed + time.time() - t0}}
+
+
+def heldout_figures(pairs: list[Pair], r_a: torch.Tensor, r_b: torch.Tensor,
+                    human: Human) -> dict:
+    """Held-out figures of scores r_a, r_b (P,) on labelled pairs of both kinds:
+      heldout_accuracy     the scores order pairs like the noisy labels (all pairs), beside
+      agreement_ceiling    E[sigma(|D| / tau)], D the perceived utility difference: what a model
+                           of the labellers' own perception would agree with;
+      gold_agreement       the scores order pairs like the true utility u (all pairs);
+      accuracy_style       the same on style pairs (the same number: u orders them by g), beside
+      label_agreement_style        how often the labels themselves order them like u;
+      accuracy_correctness on right-vs-wrong solution pairs, the share in which the right side
+                           scores higher (judged against the truth, not the label), beside
+      label_agreement_correctness  how often the labels prefer the right side.
+    Ties count one half."""
+    u_a = torch.tensor([human.utility(p.right_a, p.answer_a) for p in pairs])   # (P,) true u
+    u_b = torch.tensor([human.utility(p.right_b, p.answer_b) for p in pairs])
+    seen = [human.utility(p.right_a and p.checked, p.answer_a)
+            - human.utility(p.right_b and p.checked, p.answer_b) for p in pairs]  # perceived D
+    labels = torch.tensor([p.a_wins for p in pairs])
+    out = {"heldout_accuracy": pairwise_accuracy(r_a, r_b, labels),
+           "agreement_ceiling": agreement_ceiling(seen, human.tau),
+           "gold_agreement": pairwise_accuracy(r_a, r_b, u_a > u_b),
+           "heldout_loss": bt_loss(torch.where(labels, r_a, r_b),        # chosen by the label
+                                   torch.where(labels, r_b, r_a)).item(),
+           "heldout_pairs": len(pairs)}
+    out["accuracy_to_ceiling"] = out["heldout_accuracy"] / out["agreement_ceiling"]
+    subsets = {"style": [p.kind == "style" for p in pairs],
+               "correctness": [p.kind == "solution" and p.right_vs_wrong for p in pairs]}
+    for name, sel in subsets.items():
+        sel = torch.tensor(sel)
+        if sel.any():
+            truth = (u_a > u_b)[sel]                                     # a is the better side
+            out[f"accuracy_{name}"] = pairwise_accuracy(r_a[sel], r_b[sel], truth)
+            out[f"label_agreement_{name}"] = (labels[sel] == truth).double().mean().item()
+        else:
+            out[f"accuracy_{name}"] = out[f"label_agreement_{name}"] = float("nan")
+        out[f"{name}_pairs"] = int(sel.sum())
+    return out
 
 
 def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, dict]:
@@ -327,10 +382,13 @@ def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, d
     return rm.to(device).eval(), meta
 
 
-def eval_scorers(out: str, tok: Tokenizer, device: str) -> dict[str, Callable]:
-    """Scorers for evaluate(): gold_score of the answer span (0 without one) and, when the run
-    has a reward model, pref_score = sigma(r - r_ref) in the scope it was trained for."""
-    scorers = {"gold_score": lambda p, c: gold_score(answer_span(c) or "")}
+def eval_scorers(out: str, tok: Tokenizer, device: str, human: Human) -> dict[str, Callable]:
+    """Scorers for evaluate(): the human's true utility gold_utility = c * [right] + g (0 without
+    an answer), the style score gold_score = g of the answer span (0 without one) and, when the
+    run has a reward model, pref_score = sigma(r - r_ref) in the scope it was trained for."""
+    scorers = {"gold_utility": lambda p, c: human.utility(math_reward(c, str(p.answer)) > 0,
+                                                          answer_span(c) or ""),
+               "gold_score": lambda p, c: gold_score(answer_span(c) or "")}
     if os.path.exists(os.path.join(out, "reward.pt")):
         rm, meta = load_reward_model(out, device)
         scorers["pref_score"] = lambda p, c: preference(rm, tok, [p.question], [c], meta["scope"],

@@ -98,7 +98,7 @@ def check_inputs(stages: list[str], out: str, rcfg, prefcfg) -> None:
     if "pretrain" not in stages and (set(stages) & {"grpo", "eval"}
                                      or "reward" in stages and prefcfg.rm_init == "pretrained"):
         load_model(out, "pretrain")
-    if "reward" not in stages and ("grpo" in stages and rcfg.w_pref or "eval" in stages
+    if "reward" not in stages and ("grpo" in stages and rcfg.w_pref or {"grpo", "eval"} & set(stages)
                                    and os.path.exists(os.path.join(out, "reward.pt"))):
         load_reward_model(out)
     if "pretrain" not in stages and "reward" in stages:

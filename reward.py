@@ -2,7 +2,9 @@
 The reward GRPO optimises: a blend of rule-based terms and the preference model's score.
 
 What this is: `reward_terms` computes every raw term for the B*G completions of a step, `blend`
-weighs them, `Reward` is the two together as GRPO calls them:
+weighs them, `Reward` is the two together as GRPO calls them, plus what the run watches but does
+not optimise (`watched`): the human's true utility of each completion (the gold, data/rater.py)
+and the preference model's raw score (the proxy), logged by every run, whatever the weights:
 
      term     what                                  scope           range     weight
      correct  verifiers.math_reward (exact match)   answer          {0, 1}    +w_correct  1.0
@@ -20,6 +22,7 @@ stupid." inside <think>, which an answer-only preference model never sees. To ad
 entry in `reward_terms`, one line in `blend`, one weight field in RewardConfig.
 
 What this deliberately is not: a learned model (that is preference.py) or a process reward.
+The gold is never part of the reward: a real run has no such oracle.
 """
 
 from dataclasses import dataclass
@@ -27,8 +30,9 @@ from dataclasses import dataclass
 import torch
 
 from data.problems import Problem
+from data.rater import Human
 from data.tokenizer import Tokenizer
-from preference import PreferenceModel, preference
+from preference import PreferenceModel, preference, raw_scores
 from verifiers import answer_span, format_reward, math_reward
 
 SCOPES = ("answer", "response")
@@ -73,9 +77,11 @@ def harm(completion: str, banned: str, scope: str) -> float:
 
 
 def reward_terms(problems: list[Problem], completions: list[str], rm: PreferenceModel | None,
-                 tok: Tokenizer, cfg: RewardConfig, device) -> dict[str, torch.Tensor]:
+                 tok: Tokenizer, cfg: RewardConfig, device,
+                 proxy: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Each raw term (N,) for N completions; problems[i] is the prompt of completions[i] (repeat
-    each problem G times for a group). rm may be None only when w_pref == 0 (pref is then 0)."""
+    each problem G times for a group). rm may be None only when w_pref == 0 (pref is then 0).
+    proxy: rm's raw scores of these completions (preference.raw_scores), when already computed."""
     t = lambda xs: torch.tensor(xs, dtype=torch.float32, device=device)  # noqa: E731
     if rm is None and cfg.w_pref != 0:
         raise ValueError("w_pref > 0 needs a preference model (run the reward stage)")
@@ -83,7 +89,7 @@ def reward_terms(problems: list[Problem], completions: list[str], rm: Preference
     return {
         "correct": t([math_reward(c, str(p.answer)) for p, c in zip(problems, completions)]),
         "format": t([format_reward(c) for c in completions]),
-        "pref": (preference(rm, tok, questions, completions, cfg.pref_scope, device)
+        "pref": (preference(rm, tok, questions, completions, cfg.pref_scope, device, proxy)
                  if rm is not None else t([0.0] * len(completions))),
         "harm": t([harm(c, cfg.banned, cfg.harm_scope) for c in completions]),
     }
@@ -107,14 +113,33 @@ def blend_floor(cfg: RewardConfig) -> float:
     return -cfg.w_harm
 
 
+def watched(completions: list[str], correct: torch.Tensor,
+            proxy: torch.Tensor | None, human: Human) -> dict[str, torch.Tensor]:
+    """What a run watches beside its reward, (N,) each: gold = the human's true utility
+    u = c * [right] + g(answer span) (0 without an answer), proxy = the preference model's raw
+    score r (NaN without an answer span, or without a preference model)."""
+    gold = [human.utility(bool(ok), answer_span(c) or "")
+            for ok, c in zip(correct.tolist(), completions)]
+    nan = torch.full((len(completions),), float("nan"))
+    return {"gold": torch.tensor(gold), "proxy": (proxy if proxy is not None else nan).cpu()}
+
+
 class Reward:
     """The reward GRPO optimises: reward(problems, completions) -> (every raw term (N,) of
-    reward_terms, their blend (N,)). `floor` is what a truncated completion earns."""
+    reward_terms, their blend (N,), what is watched (N,) each: `watched`). `floor` is what a
+    truncated completion earns. A preference model given with w_pref = 0 is scored for the
+    proxy's log only."""
 
-    def __init__(self, cfg: RewardConfig, tok: Tokenizer, rm: PreferenceModel | None, device):
+    def __init__(self, cfg: RewardConfig, tok: Tokenizer, rm: PreferenceModel | None, device,
+                 human: Human | None = None):
         self.cfg, self.tok, self.rm, self.device = cfg, tok, rm, device
+        self.human = human or Human()
         self.floor = blend_floor(cfg)
 
     def __call__(self, problems: list[Problem], completions: list[str]):
-        terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device)
-        return terms, blend(terms, self.cfg)
+        proxy = (raw_scores(self.rm, self.tok, [p.question for p in problems], completions,
+                            self.cfg.pref_scope, self.device) if self.rm is not None else None)
+        terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device,
+                             proxy)
+        return (terms, blend(terms, self.cfg),
+                watched(completions, terms["correct"], proxy, self.human))

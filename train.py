@@ -104,14 +104,16 @@ PRESETS = {
 # ------------------------------------------------------------------------------------------------
 # stages: grpo and eval (pretrain is pretrain.pretrain, reward is preference.train_reward_model)
 
-def grpo_stage(run: RunConfig, rcfg: RewardConfig, gcfg: GRPOConfig, out: str, device: str,
-               splits: Splits, resume: bool = False) -> dict:
-    """GRPO from pretrain.pt on the corpus's questions (never a held-out one); saves rl.pt."""
+def grpo_stage(run: RunConfig, rcfg: RewardConfig, prefcfg: PreferenceConfig, gcfg: GRPOConfig,
+               out: str, device: str, splits: Splits, resume: bool = False) -> dict:
+    """GRPO from pretrain.pt on the corpus's questions (never a held-out one); saves rl.pt.
+    The run's preference model is loaded whenever it has one: at w_pref = 0 for the log only."""
     policy, tok, meta = load_model(out, "pretrain", device)
-    rm = load_reward_model(out, device)[0] if rcfg.w_pref else None
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.kl_beta > 0 else None
+    has_rm = rcfg.w_pref or os.path.exists(os.path.join(out, "reward.pt"))
+    rm = load_reward_model(out, device)[0] if has_rm else None
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.watch_kl else None
 
-    reward = Reward(rcfg, tok, rm, device)     # what GRPO optimises: reward.py's blend
+    reward = Reward(rcfg, tok, rm, device, prefcfg.human)  # what GRPO optimises: reward.py
     summary = train_grpo(policy, tok, gcfg, prompts_pool=[p for p, _ in splits.train],
                          eval_problems=splits.in_dist[:64], score=reward, ref=ref,
                          max_new_tokens=run.max_new_tokens, seed=run.seed, out_dir=out,
@@ -124,8 +126,8 @@ def grpo_stage(run: RunConfig, rcfg: RewardConfig, gcfg: GRPOConfig, out: str, d
     return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}
 
 
-def evaluate_stage(run: RunConfig, out: str, device: str, splits: Splits,
-                   resume: bool = False) -> dict:
+def evaluate_stage(run: RunConfig, prefcfg: PreferenceConfig, out: str, device: str,
+                   splits: Splits, resume: bool = False) -> dict:
     """Every (model, split) pair in turn on the held-out sets; each result is saved in
     eval.state.pt as it lands, so an interrupted evaluation resumes at the next pair."""
     t0 = time.time()
@@ -135,7 +137,7 @@ def evaluate_stage(run: RunConfig, out: str, device: str, splits: Splits,
         if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
             continue                                          # no GRPO stage in this run yet
         model, tok, _ = load_model(out, ckpt, device)
-        scorers = eval_scorers(out, tok, device)  # gold_score, and pref_score after the reward stage
+        scorers = eval_scorers(out, tok, device, prefcfg.human)  # gold, style, pref (with an RM)
         scorers["misconception_rate"] = lambda p, c: float(uses_misconception(c))
         scorers["wrong_unit_rate"] = lambda p, c: float(wrong_unit(p, answer_span(c) or ""))
         for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
@@ -153,7 +155,8 @@ def evaluate_stage(run: RunConfig, out: str, device: str, splits: Splits,
 
 def report_markdown(report: dict) -> str:
     """report.json as a page a person reads: the held-out table, the ceilings, the timings."""
-    cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_score", "pref_score",
+    cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_utility", "gold_score",
+            "pref_score",
             "misconception_rate", "wrong_unit_rate", "mean_length"]
     lines = ["# Run report", "", "| model | set | " + " | ".join(cols) + " |",
              "|---|---|" + "---|" * len(cols)]
@@ -169,9 +172,13 @@ def report_markdown(report: dict) -> str:
                       f"{ceiling['harder']['sampled']:.3f}."]
     rm = report.get("reward_model")
     if rm:
-        lines += ["", f"Preference model: held-out accuracy {rm['heldout_accuracy']:.3f} against "
-                      f"the rater's agreement ceiling {rm['agreement_ceiling']:.3f}; agreement "
-                      f"with the noise-free gold order {rm['gold_agreement']:.3f}."]
+        lines += ["", f"Preference model ({rm['init']}, {rm['scope']} scope): held-out accuracy "
+                      f"{rm['heldout_accuracy']:.3f} against the labels' agreement ceiling "
+                      f"{rm['agreement_ceiling']:.3f}; style pairs ordered like the human's true "
+                      f"utility {rm['accuracy_style']:.3f} (the labels: "
+                      f"{rm['label_agreement_style']:.3f}); right above wrong on right-vs-wrong "
+                      f"pairs {rm['accuracy_correctness']:.3f} (the labels: "
+                      f"{rm['label_agreement_correctness']:.3f})."]
     lines += ["", "Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["time_s"].items())]
     return "\n".join(lines) + "\n"
 
@@ -298,14 +305,14 @@ def main(argv: list[str]) -> None:
             figures = pretrain(run, task, gpt, pcfg, out, device, splits, tok, docs,
                                resume is not None)
         elif stage == "grpo":
-            figures = grpo_stage(run, rcfg, gcfg, out, device, splits, resume is not None)
+            figures = grpo_stage(run, rcfg, prefcfg, gcfg, out, device, splits, resume is not None)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":
             figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out, device,
                                          resume is not None)
         else:
-            figures = evaluate_stage(run, out, device, splits, resume is not None)
+            figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None)
         if rank == 0:
             update_report(out, figures)
             progress["done"].append(stage)

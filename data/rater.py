@@ -2,11 +2,12 @@
 A simulated human rater: the "preferences" half of the data, for the preference model
 (preference.py).
 
-What this is: a gold scoring rule g(answer) over the text of a final answer, and a noisy annotator
-built on it. The rater reads the ANSWER SPAN ONLY, never the reasoning, like the judges behind
-DeepSeek-R1's helpfulness reward model (arXiv 2501.12948, section 2.3.4), which see the final
-summary. It likes an answer that states the result in a full sentence with its unit, does not
-hedge and stays concise:
+What this is: a human with a true utility over completions, and a noisy annotator built on it.
+
+    u(y) = c * [the answer is right] + g(answer)                                  (`Human.utility`)
+
+g is a style score of the final answer text. The human likes an answer that states the result in
+a full sentence with its unit, does not hedge and stays concise:
 
     g(a) = +1    full sentence: >= 4 words, ends with ".", no hedge
            +1    names the unit (any item noun of data/problems.ITEMS, singular or plural)
@@ -23,27 +24,34 @@ problem, so the order is strict:
     hedged     "I think it is 43, but I am not sure."     -1.7   (hedge, 10 words)
     rambling   "Well, after going through ... I believe." -3.3   (hedge, 26 words)
 
-Labels are noisy, as annotators are: P(a preferred over b) = sigma((g(a) - g(b)) / tau), the
-Bradley-Terry model (Bradley & Terry 1952; the RLHF form in Ouyang et al., arXiv 2203.02155,
-eq. 1) with temperature tau. Even a preference model that recovers g exactly agrees with these
-labels only with probability sigma(|g(a) - g(b)| / tau) per pair: `agreement_ceiling` is that
-probability averaged over a set of pairs, the best held-out accuracy any model can expect.
-With tau = 0.7 (preference.PreferenceConfig.rater_tau) and pairs drawn from the corpus style mix the
-ceiling is about 0.92 (0.96 at tau = 0.5, 0.87 at tau = 1).
+c = 6 (`--rater_c`): correctness first, then style. The five styles span 2.0 - (-3.3) = 5.3, so
+with c > 5.3 a right answer in the worst corpus style is worth more than a wrong one in the best.
 
-Pairs (`make_pairs`): one prompt, ONE number, two different styles. The number is a single draw
-from the fallible teacher's answer distribution for that prompt (a teacher solution, so right
-about 60% of the time) and both answers state it, so the pair differs in style only: the
-preference model must learn style, not arithmetic (arithmetic is the verifier's job). Both sides
-of a pair share that teacher's reasoning too, which the rater never reads. The two styles are
-drawn from the corpus mix, the second redrawn until it differs from the first. Ties: a pair whose
-two answers have equal g carries no preference and is never built (with the five styles above
-no two styles tie; the guard is for other rules). Training prompts are fresh problems from the
-training distribution (their own random stream, `training_prompts`), never a held-out question.
+The annotator (`Human.label`): with probability `check` (`--rater_check`) the labeller works a
+pair's problem out and perceives u; otherwise they judge in a hurry, by the prose alone, and
+perceive g. The label is noisy Bradley-Terry on what they perceived: P(a preferred over b) =
+sigma((u'(a) - u'(b)) / tau) (Bradley & Terry 1952; the RLHF form in Ouyang et al., arXiv
+2203.02155, eq. 1), temperature tau. Even a preference model that recovers u exactly agrees
+with these labels only with probability sigma(|D| / tau) on a pair whose perceived difference is
+D: `agreement_ceiling` is that probability averaged over a set of pairs.
+
+Pairs (`make_pairs`), two kinds, the mix a knob (`--rm_solution_pairs`, the share of the second):
+  style     one teacher solution, ONE number, two different styles: the pair differs in style
+            only, and both sides share that teacher's reasoning;
+  solution  two independent teacher solutions of the prompt, each with its own reasoning, number
+            and style: right-vs-wrong pairs arise at the teacher's natural rate (a teacher
+            solution is right about 60% of the time), and only a labeller who checks sees it.
+Ties: a pair whose two sides have the same true utility u carries no preference and is never
+built (the second side is redrawn). Training prompts are fresh problems from the training
+distribution (their own random stream, `training_prompts`), never a held-out question.
+
+The rater reads the answer span for g, and the problem itself when it checks; the preference
+model reads what its scope shows it (preference.py): the answer only, like the judges behind
+DeepSeek-R1's helpfulness reward model (arXiv 2501.12948, section 2.3.4), or the whole response.
 
 What this deliberately is not: a model of real annotators (no per-rater bias, no position bias,
-no fatigue), or a rater of the reasoning. The gold score is the evaluation's business only: the
-preference model trains on the noisy labels, as it would on a real human's.
+no fatigue), or a judge of the reasoning's steps. The true utility is the evaluation's business
+only: the preference model trains on the noisy labels, as it would on a real human's.
 """
 
 import dataclasses
@@ -106,24 +114,64 @@ def agreement_ceiling(deltas: list[float], tau: float) -> float:
     return sum(sigmoid(d / tau) for d in ds) / max(len(ds), 1)
 
 # ------------------------------------------------------------------------------------------------
-# preference pairs
+# the human and its preference pairs
+
+@dataclass(frozen=True)
+class Human:
+    """The simulated human: true utility u = c * [right] + g(answer), and noisy labels."""
+    tau: float = 0.7            # Bradley-Terry noise of a label
+    c: float = 6.0              # the value of a right answer, beside g's style
+    check: float = 0.5          # chance that the labeller works a pair's problem out
+
+    def utility(self, right: bool, answer: str) -> float:
+        """u = c * [right] + g(answer). utility(True, "43") -> 6.0; (False, "43 apples.") -> 1.0"""
+        return self.c * float(right) + gold_score(answer)
+
+    def label(self, right_a: bool, answer_a: str, right_b: bool, answer_b: str,
+              rng: random.Random) -> tuple[bool, bool]:
+        """(a preferred, checked): a labeller who checks (probability `check`) perceives u, one
+        who does not perceives g alone; the label is Bradley-Terry on the perceived difference."""
+        checked = rng.random() < self.check
+        u_a = self.utility(right_a and checked, answer_a)      # perceived: c counts if checked
+        u_b = self.utility(right_b and checked, answer_b)
+        return noisy_preference(u_a, u_b, self.tau, rng), checked
+
 
 @dataclass(frozen=True)
 class Pair:
-    """Two completions of one prompt that state the same number in two styles, and the label."""
+    """Two completions of one prompt and the human's label (module docstring: the two kinds)."""
+    kind: str                   # "style": one solution, two styles | "solution": two solutions
     question: str
-    think: str                  # the teacher's reasoning, shared by both sides (the rater skips it)
-    value: int                  # the number both answers state
+    answer: int                 # the true answer of the problem
+    think_a: str                # each side's reasoning (equal in a style pair)
+    think_b: str
+    value_a: int                # the number each side states (equal in a style pair)
+    value_b: int
     style_a: str
     style_b: str
-    answer_a: str
+    answer_a: str               # each side's final answer text
     answer_b: str
     a_wins: bool                # the noisy human label: a preferred over b
+    checked: bool               # the labeller worked the problem out
+
+    @property
+    def right_a(self) -> bool:
+        return self.value_a == self.answer
+
+    @property
+    def right_b(self) -> bool:
+        return self.value_b == self.answer
+
+    @property
+    def right_vs_wrong(self) -> bool:
+        """Exactly one side is right: the pairs on which correctness can be judged."""
+        return self.right_a != self.right_b
 
     def completion(self, side: str) -> str:
         """The full completion text of side "a" or "b", as the policy would write it."""
-        answer = self.answer_a if side == "a" else self.answer_b
-        return f"<think>{self.think}</think><answer>{answer}</answer>"
+        think, answer = ((self.think_a, self.answer_a) if side == "a"
+                         else (self.think_b, self.answer_b))
+        return f"<think>{think}</think><answer>{answer}</answer>"
 
     @property
     def chosen_rejected(self) -> tuple[str, str]:
@@ -132,23 +180,46 @@ class Pair:
         return (a, b) if self.a_wins else (b, a)
 
 
-def make_pairs(problems: list[Problem], task: TaskConfig, tau: float, rng: random.Random,
-               per_problem: int = 1) -> list[Pair]:
-    """`per_problem` labelled pairs for each problem (same number, two different styles)."""
+def _style_sides(problem: Problem, task: TaskConfig, rng: random.Random):
+    """One teacher solution in two styles of different g: (solution, style a, style b)."""
     styles, weights = [s for s, _, _ in ANSWER_STYLES], [w for _, w, _ in ANSWER_STYLES]
+    sol = teacher_solution(problem, rng, task)                 # value ~ the teacher's answer dist.
+    for _ in range(100):
+        sa, sb = rng.choices(styles, weights, k=2)
+        a, b = answer_text(problem, sol.value, sa), answer_text(problem, sol.value, sb)
+        if sa != sb and gold_score(a) != gold_score(b):
+            return (sol, sa), (sol, sb)                        # ties carry no preference
+    raise RuntimeError("no two styles with different gold scores")
+
+
+def _solution_sides(problem: Problem, task: TaskConfig, human: Human, rng: random.Random):
+    """Two independent teacher solutions of different true utility, each in its own style."""
+    a = teacher_solution(problem, rng, task)
+    for _ in range(100):
+        b = teacher_solution(problem, rng, task)
+        if (human.utility(a.value == problem.answer, a.answer_text)
+                != human.utility(b.value == problem.answer, b.answer_text)):
+            return (a, a.style), (b, b.style)
+    raise RuntimeError(f"100 teacher solutions of one utility: {problem.question}")
+
+
+def make_pairs(problems: list[Problem], task: TaskConfig, human: Human, rng: random.Random,
+               per_problem: int = 1, solution_share: float = 0.0) -> list[Pair]:
+    """`per_problem` labelled pairs for each problem; each is a solution pair with probability
+    `solution_share`, else a style pair (module docstring)."""
     pairs = []
     for problem in problems:
         for _ in range(per_problem):
-            sol = teacher_solution(problem, rng, task)         # value ~ the teacher's answer dist.
-            for _ in range(100):
-                sa, sb = rng.choices(styles, weights, k=2)
-                a, b = answer_text(problem, sol.value, sa), answer_text(problem, sol.value, sb)
-                if sa != sb and gold_score(a) != gold_score(b):
-                    break                                      # ties carry no preference
-            else:
-                raise RuntimeError("no two styles with different gold scores")
-            label = noisy_preference(gold_score(a), gold_score(b), tau, rng)
-            pairs.append(Pair(problem.question, sol.think, sol.value, sa, sb, a, b, label))
+            kind = "solution" if rng.random() < solution_share else "style"
+            (sa, style_a), (sb, style_b) = (_solution_sides(problem, task, human, rng)
+                                            if kind == "solution"
+                                            else _style_sides(problem, task, rng))
+            ans_a = answer_text(problem, sa.value, style_a)
+            ans_b = answer_text(problem, sb.value, style_b)
+            a_wins, checked = human.label(sa.value == problem.answer, ans_a,
+                                          sb.value == problem.answer, ans_b, rng)
+            pairs.append(Pair(kind, problem.question, problem.answer, sa.think, sb.think,
+                              sa.value, sb.value, style_a, style_b, ans_a, ans_b, a_wins, checked))
     return pairs
 
 

@@ -10,7 +10,7 @@ from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
 from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
                   rl_lr_at, token_logprobs, zero_variance_groups)
-from grpo_loop import train_grpo
+from grpo_loop import ranking_agreement, train_grpo
 from model import GPT, GPTConfig
 from sampler import generate
 
@@ -247,7 +247,7 @@ def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
 
     def score(problems, texts):                           # every completion scores by length
         r = torch.tensor([float(len(t) % 3) for t in texts])
-        return {"correct": (r > 1).float()}, r
+        return {"correct": (r > 1).float(), "pref": r / 2}, r, {"gold": r, "proxy": r}
 
     log = tmp_path / "grpo_log.jsonl"
     train_grpo(model, tok, GRPOConfig(rl_steps=1, prompts_per_step=2, group_size=2,
@@ -275,7 +275,7 @@ def test_a_step_with_no_signal_makes_no_update(tmp_path):
     def score(problems, texts):                           # varied once, then constant
         r = torch.tensor([float(i % 2) if not calls else 1.0 for i in range(len(texts))])
         calls.append(1)
-        return {"correct": r}, r
+        return {"correct": r, "pref": r}, r, {"gold": r, "proxy": r}
 
     weights = []
     for steps in (1, 2):
@@ -309,3 +309,12 @@ def test_rl_learning_rate_by_hand():
     expected = {0: 1e-3 * 0.2 * 1.0, 4: 1e-3 * 1.0 * 0.96, 50: 5e-4, 99: 1e-5}
     for step, lr in expected.items():
         assert rl_lr_at(step, cfg) == pytest.approx(lr), step
+
+
+def test_ranking_agreement_by_hand():
+    """Group 1: right answers score 0.9 and 0.5, wrong ones 0.5 and 0.2: of the 4 (right, wrong)
+    pairs 3 are ordered right and 1 is a tie: 3.5. Group 2 (all wrong) has no pair."""
+    score = torch.tensor([[0.9, 0.5, 0.5, 0.2], [0.1, 0.2, 0.3, 0.4]])
+    right = torch.tensor([[True, True, False, False], [False] * 4])
+    assert ranking_agreement(score, right) == (3.5, 4)
+    assert ranking_agreement(score, ~right) == (0.5, 4)      # the mirror image: 4 - 3.5

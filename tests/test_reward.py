@@ -10,14 +10,16 @@ import torch
 import config
 import pretrain
 import train
+from data.ceiling import answer_distribution
 from data.problems import ANSWER_STYLES, ITEMS, Problem, TaskConfig, answer_text, make_splits
-from data.rater import (agreement_ceiling, gold_score, make_pairs, noisy_preference, sigmoid,
-                        training_prompts, wrong_unit)
+from data.rater import (Human, Pair, agreement_ceiling, gold_score, make_pairs, noisy_preference,
+                        sigmoid, training_prompts, wrong_unit)
 from data.tokenizer import Tokenizer, train_bpe
 from model import GPTConfig
-from preference import (PreferenceConfig, PreferenceModel, bt_loss, load_reward_model,
-                        pairwise_accuracy, preference, rm_view, score, train_reward_model)
-from reward import RewardConfig, blend, blend_floor, reward_terms
+from preference import (PreferenceConfig, PreferenceModel, bt_loss, heldout_figures,
+                        load_reward_model, pairwise_accuracy, preference, raw_scores, rm_view,
+                        score, train_reward_model)
+from reward import Reward, RewardConfig, blend, blend_floor, reward_terms
 from verifiers import answer_span
 from verifiers import extract_answer
 
@@ -91,24 +93,101 @@ def test_noisy_labels_follow_the_bradley_terry_rate():
     assert all(noisy_preference(1.0, 0.0, 1e-3, rng) for _ in range(100))
 
 
-def test_pairs_hold_the_number_and_never_use_held_out_questions():
+def test_style_pairs_hold_the_number_and_never_use_held_out_questions():
     prompts = training_prompts(TASK, 200)
     splits = make_splits(TASK)
     assert not {p.question for p in prompts} & {p.question for p in splits.in_dist + splits.harder}
     assert prompts == training_prompts(TASK, 200)                   # its own fixed stream
-    pairs = make_pairs(prompts, TASK, 0.7, random.Random(0))
+    pairs = make_pairs(prompts, TASK, Human(tau=0.7), random.Random(0))
     assert len(pairs) == 200 and len({p.a_wins for p in pairs}) == 2
     for p in pairs:
-        assert p.style_a != p.style_b
+        assert p.kind == "style" and p.style_a != p.style_b and p.think_a == p.think_b
         a, b = extract_answer(p.completion("a")), extract_answer(p.completion("b"))
-        assert a == b == str(p.value)
+        assert a == b == str(p.value_a) == str(p.value_b)
         assert gold_score(p.answer_a) != gold_score(p.answer_b)
-    assert sum(p.value == q.answer for p, q in zip(pairs, prompts)) / 200 > 0.4  # teacher's draws
+    assert sum(p.right_a for p in pairs) / 200 > 0.4                 # the teacher's draws
     # the noisy labels disagree with the gold order about as often as the ceiling predicts
     gold_wins = [gold_score(p.answer_a) > gold_score(p.answer_b) for p in pairs]
     agree = sum(w == p.a_wins for w, p in zip(gold_wins, pairs)) / len(pairs)
     deltas = [gold_score(p.answer_a) - gold_score(p.answer_b) for p in pairs]
     assert agree == pytest.approx(agreement_ceiling(deltas, 0.7), abs=0.06)
+
+
+def test_the_true_utility_puts_correctness_first():
+    """u = c [right] + g, c = 6: a right answer in the worst corpus style (rambling, g = -3.3)
+    beats a wrong one in the best (sentence, g = 2.0): 6 - 3.3 = 2.7 > 2.0."""
+    human = Human()
+    assert human.utility(True, "43") == 6.0 and human.utility(False, "43 apples.") == 1.0
+    g = [gold_score(answer_text(PROBLEM, 43, s)) for s, _, _ in ANSWER_STYLES]
+    assert human.utility(True, "") + min(g) > human.utility(False, "") + max(g)
+    assert human.c > max(g) - min(g) == pytest.approx(5.3)
+
+
+def test_solution_pairs_differ_in_correctness_at_the_teachers_rate():
+    """Two independent teacher solutions, the second redrawn while its utility equals the
+    first's. With p the teacher's chance to be right on a problem and q_s the corpus weight of
+    style s: given a right first side in style s, the pair is right-vs-wrong with probability
+    (1 - p) / (1 - p + p (1 - q_s)) (a wrong side always differs: u <= 2 < 6 - 3.3), and given a
+    wrong one, p / (p + (1 - p)(1 - q_s)) (two wrong sides tie exactly when their styles do).
+    The teacher is right or wrong mostly by problem (the borrow), so this is far below
+    2 pbar (1 - pbar)."""
+    prompts, human = training_prompts(TASK, 1000), Human()
+    pairs = make_pairs(prompts, TASK, human, random.Random(1), solution_share=1.0)
+    assert all(p.kind == "solution" for p in pairs)
+    assert all(human.utility(p.right_a, p.answer_a) != human.utility(p.right_b, p.answer_b)
+               for p in pairs)
+    expected = 0.0
+    for problem in prompts:
+        p = answer_distribution(problem, TASK).get(problem.answer, 0.0)
+        for _, q, _ in ANSWER_STYLES:
+            if 0 < p < 1:
+                expected += q * (p * (1 - p) / (1 - p + p * (1 - q))
+                                 + (1 - p) * p / (p + (1 - p) * (1 - q))) / len(prompts)
+    share = sum(p.right_vs_wrong for p in pairs) / len(pairs)
+    assert share == pytest.approx(expected, abs=0.03)                # +- 2 std at 1000 pairs
+    assert sum(p.think_a != p.think_b for p in pairs) > 0.3 * len(pairs)  # own reasoning
+    mixed = make_pairs(prompts[:400], TASK, human, random.Random(1), solution_share=0.5)
+    assert sum(p.kind == "solution" for p in mixed) / 400 == pytest.approx(0.5, abs=0.08)
+
+
+@pytest.mark.parametrize("check", [0.0, 1.0])
+def test_only_a_labeller_who_checks_prefers_the_right_answer(check):
+    """Nearly noise-free labels (tau 0.01): one who always checks prefers the right side of
+    every right-vs-wrong pair; one who never does judges by g alone, whatever the numbers."""
+    human = Human(tau=0.01, check=check)
+    pairs = make_pairs(training_prompts(TASK, 300), TASK, human, random.Random(2),
+                       solution_share=1.0)
+    rvw = [p for p in pairs if p.right_vs_wrong]
+    assert len(rvw) > 50 and all(p.checked == bool(check) for p in pairs)
+    if check:
+        assert all(p.a_wins == p.right_a for p in rvw)
+    else:
+        differ = [p for p in rvw if gold_score(p.answer_a) != gold_score(p.answer_b)]
+        assert all(p.a_wins == (gold_score(p.answer_a) > gold_score(p.answer_b)) for p in differ)
+        assert any(p.a_wins != p.right_a for p in differ)
+
+
+def test_heldout_figures_by_hand():
+    """Three pairs: a style pair (a = sentence beats b = bare) the model orders right, a
+    right-vs-wrong pair (a right) it orders wrong, a right-vs-wrong pair (b right) it ties.
+    accuracy_style 1, accuracy_correctness (0 + 1/2) / 2 = 0.25; labels a, a, b: they agree
+    with the truth on all three, and with the scores on the first only (+ 1/2 for the tie)."""
+    def pair(kind, va, vb, sa, sb, a_wins):
+        return Pair(kind, "q", 43, "t", "t", va, vb, sa, sb, answer_text(PROBLEM, va, sa),
+                    answer_text(PROBLEM, vb, sb), a_wins, True)
+    pairs = [pair("style", 43, 43, "sentence", "bare", True),
+             pair("solution", 43, 42, "bare", "bare", True),
+             pair("solution", 41, 43, "bare", "bare", False)]
+    r_a, r_b = torch.tensor([2.0, 0.0, 1.0]), torch.tensor([1.0, 1.0, 1.0])
+    f = heldout_figures(pairs, r_a, r_b, Human())
+    assert f["accuracy_style"] == 1.0 and f["accuracy_correctness"] == 0.25
+    assert f["label_agreement_style"] == f["label_agreement_correctness"] == 1.0
+    assert f["heldout_accuracy"] == pytest.approx(1.5 / 3)
+    assert f["gold_agreement"] == pytest.approx(1.5 / 3)
+    assert (f["style_pairs"], f["correctness_pairs"], f["heldout_pairs"]) == (1, 2, 3)
+    # perceived differences 2, 6, -6 (all checked): the mean of sigma(|D| / 0.7)
+    assert f["agreement_ceiling"] == pytest.approx(
+        (sigmoid(2 / 0.7) + 2 * sigmoid(6 / 0.7)) / 3)
 
 # ------------------------------------------------------------------------------------------------
 # what the preference model reads
@@ -187,6 +266,24 @@ def test_blend_by_hand_with_both_scopes(tok):
         reward_terms([PROBLEM], comps[:1], None, tok, RewardConfig(), "cpu")
 
 
+def test_reward_watches_the_gold_and_the_proxy(tok):
+    """The completions of the blend test: gold u = 6 [right] + g(answer), proxy = the raw score
+    r = log 3 where there is an answer span, NaN where not; at w_pref = 0 the preference model is
+    still scored for the proxy, and the blend does not move."""
+    comps = [f"<think>{THINK}</think><answer>Ann has 43 apples now.</answer>",   # 6 + 2
+             f"<think>{THINK}</think><answer>42</answer>",                      # 0 + 0
+             f"<think>{THINK}</think><answer>I think it is 43, but I am not sure.</answer>",
+             f"<think>{THINK}"]                                                 # no answer: 0
+    rm = constant_rm(tok, math.log(3))
+    terms, total, watch = Reward(RewardConfig(w_pref=0.0), tok, rm, "cpu")([PROBLEM] * 4, comps)
+    assert watch["gold"].tolist() == pytest.approx([8.0, 0.0, 6 - 1.7, 0.0])
+    assert watch["proxy"][:3].tolist() == pytest.approx([math.log(3)] * 3)
+    assert watch["proxy"][3].isnan() and raw_scores(rm, tok, ["q"], comps[3:], "answer",
+                                                    "cpu").isnan().all()
+    assert total.tolist() == pytest.approx([1.1, 0.1, 1.1, 0.0])   # correct + format only
+    assert terms["pref"].tolist() == pytest.approx([0.75, 0.75, 0.75, 0.0])
+
+
 def test_pref_scope_response_changes_what_the_model_sees(tok):
     rm = tiny_rm(tok)
     comps = [f"<think>{t}</think><answer>43 apples.</answer>" for t in (THINK, THINK + " Hm.")]
@@ -234,7 +331,7 @@ def test_training_is_deterministic_and_round_trips(tmp_path, tok):
            {k: v for k, v in f2.items() if k != "train_time_s"}
     for key in ("heldout_accuracy", "agreement_ceiling", "gold_agreement", "pairs", "init"):
         assert key in f1
-    assert f1["pairs"] == 48 and f1["heldout_pairs"] == 2 * TASK.n_eval
+    assert f1["pairs"] == 48 and f1["heldout_pairs"] == 2 * 2 * TASK.n_eval  # both kinds
     assert rm1.r_ref.item() == pytest.approx(meta1["r_ref"]) and meta1["scope"] == "answer"
     assert not any(p.requires_grad for p in rm1.parameters())
 
