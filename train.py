@@ -13,14 +13,16 @@ Stages (run in this order, `--stages` picks a subset):
   pretrain  generate the fallible teacher's corpus (data/problems.py), train the BPE tokenizer
             (data/tokenizer.py), then next-token pretraining of the GPT in model.py
             (pretrain.py);
-  reward    pairs of final answers labelled by a simulated human (data/rater.py), then a small
-            Bradley-Terry preference model on the answer span only (preference.py), saved as
-            out/<run>/reward.pt beside the policy;
+  reward    pairs of completions labelled by a simulated human (data/rater.py), then a small
+            Bradley-Terry preference model on the answer span (or the whole response, with
+            --pref_scope response) (preference.py, preference_loop.py), saved as
+            out/<run>/reward.pt;
   grpo      GRPO on the blended reward (grpo.py, reward.py), starting from the pretrained model;
             the RL policy is saved as out/<run>/rl.pt, one log line per step in grpo_log.jsonl;
   eval      held-out greedy accuracy, pass@1, pass@k and format rate (evaluate.py), in
             distribution and on harder problems, next to the teacher's imitation ceiling, plus
-            the human's gold_score and the preference model's pref_score of the sampled answers.
+            the human's true utility (gold_utility), its style score (gold_score) and the
+            preference model's pref_score of the sampled answers.
 Each stage merges its figures into out/<run>/report.json.
 
 Reliability: every stage saves <stage>.state.pt every N steps (checkpoint.py) and
@@ -56,7 +58,8 @@ from grpo_loop import train_grpo
 from guard import NonFiniteError
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
-from preference import PreferenceConfig, eval_scorers, load_reward_model, train_reward_model
+from preference import PreferenceConfig, eval_scorers, load_reward_model
+from preference_loop import train_reward_model
 from reward import Reward, RewardConfig
 from verifiers import answer_span
 
@@ -102,7 +105,7 @@ PRESETS = {
 
 
 # ------------------------------------------------------------------------------------------------
-# stages: grpo and eval (pretrain is pretrain.pretrain, reward is preference.train_reward_model)
+# stages: grpo and eval (pretrain is pretrain.pretrain, reward is preference_loop.train_reward_model)
 
 def grpo_stage(run: RunConfig, rcfg: RewardConfig, prefcfg: PreferenceConfig, gcfg: GRPOConfig,
                out: str, device: str, splits: Splits, resume: bool = False) -> dict:

@@ -16,9 +16,9 @@ from data.rater import (Human, Pair, agreement_ceiling, gold_score, make_pairs, 
                         sigmoid, training_prompts, wrong_unit)
 from data.tokenizer import Tokenizer, train_bpe
 from model import GPTConfig
-from preference import (PreferenceConfig, PreferenceModel, bt_loss, heldout_figures,
-                        load_reward_model, pairwise_accuracy, preference, raw_scores, rm_view,
-                        score, train_reward_model)
+from preference import (PreferenceConfig, PreferenceModel, bt_loss, load_reward_model,
+                        pairwise_accuracy, preference, raw_scores, rm_view, score)
+from preference_loop import heldout_figures, train_reward_model
 from reward import Reward, RewardConfig, blend, blend_floor, reward_terms
 from verifiers import answer_span
 from verifiers import extract_answer
