@@ -24,7 +24,7 @@ import torch
 
 from checkpoint import load_model
 from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
-from data.rater import gold_score
+from data.rater import Human, gold_score
 from sampler import generate
 from preference import load_reward_model
 from reward import RewardConfig, blend, reward_terms
@@ -76,7 +76,9 @@ def main(argv: list[str]) -> None:
     texts = rollout.texts(tok.decode)
     gold = args.answer if args.answer is not None else solve(args.question)
     cfg_path = os.path.join(args.run, "config.json")      # the run's own blend weights
-    saved = json.load(open(cfg_path))["RewardConfig"] if os.path.exists(cfg_path) else {}
+    described = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    saved = described.get("RewardConfig", {})
+    human = Human(c=described.get("PreferenceConfig", {}).get("rater_c", Human.c))
     cfg = RewardConfig(**{f.name: saved[f.name] for f in dataclasses.fields(RewardConfig)
                           if f.name in saved})          # older runs kept more knobs there
     has_rm = os.path.exists(os.path.join(args.run, "reward.pt"))
@@ -86,6 +88,8 @@ def main(argv: list[str]) -> None:
                          cfg if has_rm else dataclasses.replace(cfg, w_pref=0.0), "cpu")
     # without the true answer `correct` is unknown: the total shown leaves it out
     total = blend(terms, cfg if gold is not None else dataclasses.replace(cfg, w_correct=0.0))
+    utility = [human.utility(ok > 0, answer_span(t) or "")      # u = c [right] + g
+               for ok, t in zip(terms["correct"].tolist(), texts)]
     print(f"model {name} from {args.run} | true answer {gold if gold is not None else 'unknown'}")
     for i, text in enumerate(texts):
         think = text.split("</think>")[0].removeprefix("<think>")
@@ -97,8 +101,9 @@ def main(argv: list[str]) -> None:
         print(f"answer: {answer_span(text)}")
         print("reward: " + " | ".join(f"{k} {v}" for k, v in shown.items())
               + f" | total{'' if gold is not None else ' without correct'} "
-              f"{total[i].item():.2f} | human's gold score "
-              f"{gold_score(answer_span(text) or ''):.1f}")
+              f"{total[i].item():.2f} | human's style score "
+              f"{gold_score(answer_span(text) or ''):.1f}"
+              + (f" | human's utility {utility[i]:.1f}" if gold is not None else ""))
 
 
 if __name__ == "__main__":

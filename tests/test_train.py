@@ -52,11 +52,12 @@ def test_smoke_run_writes_every_stage_into_the_report(smoke):
     out = smoke
     report = json.load(open(out / "report.json"))
     assert {"params", "val_loss", "train_loss"} <= set(report["pretrain"])
-    assert {"heldout_accuracy", "agreement_ceiling", "gold_agreement", "pairs",
-            "init"} <= set(report["reward_model"])
+    assert {"heldout_accuracy", "agreement_ceiling", "gold_agreement", "pairs", "init",
+            "accuracy_style", "label_agreement_style", "accuracy_correctness",
+            "label_agreement_correctness"} <= set(report["reward_model"])
     assert {"greedy", "sampled"} <= set(report["imitation_ceiling"])
-    metrics = {"greedy_accuracy", "pass@1", "pass@k", "k", "format_rate", "gold_score",
-               "pref_score", "misconception_rate", "wrong_unit_rate", "mean_length"}
+    metrics = {"greedy_accuracy", "pass@1", "pass@k", "k", "format_rate", "gold_utility",
+               "gold_score", "pref_score", "misconception_rate", "wrong_unit_rate", "mean_length"}
     for model in ("pretrained", "rl"):
         for name in ("in_dist", "harder"):
             assert metrics <= set(report["eval"][model][name]), (model, name)
@@ -64,6 +65,14 @@ def test_smoke_run_writes_every_stage_into_the_report(smoke):
     for name in ("pretrain.pt", "reward.pt", "reward.json", "rl.pt", "rl.json", "grpo_log.jsonl",
                  "tokenizer.tiktoken", "config.json"):
         assert (out / name).exists(), name
+
+    # every GRPO step logs what is watched: the gold, the proxy, the ranking agreement and the
+    # KL from the initial policy (at beta = 0); before the first update the policy IS the
+    # initial one, so its KL is exactly 0
+    log = [json.loads(line) for line in open(out / "grpo_log.jsonl")]
+    assert {"gold", "proxy", "rank_agreement", "pref_wrong", "kl_k1_seq", "kl_k3",
+            "ref_s"} <= set(log[0])
+    assert log[0]["kl_k1_seq"] == 0 and log[0]["kl_k3"] == 0 and log[-1]["kl_k1_seq"] != 0
 
     # sample.py reads the same run directory and shows every reward term
     question = "Ann has 52 apples. She gives 17 to Tom. How many apples does Ann have now?"
