@@ -223,6 +223,8 @@ def test_entropy_of_a_uniform_policy():
 
 
 def test_config_rejects_bad_choices():
+    with pytest.raises(ValueError, match="needs the reference policy"):
+        GRPOConfig(kl_beta=0.04, watch_kl=False)
     with pytest.raises(ValueError, match="advantage"):
         GRPOConfig(advantage="zscore")
     with pytest.raises(ValueError, match="loss_agg"):
