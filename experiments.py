@@ -1,0 +1,281 @@
+"""
+Experiments: one command each, several seeds, every arm a train.py run of its own.
+
+    python experiments.py reward                   # every arm x 3 seeds on the cpu preset
+    python experiments.py reward --quick           # seconds: the smoke preset, one seed
+    python experiments.py reward --seeds 5 --jobs 2 --out out/exp
+
+What this is: a runner. An experiment is a base (train.py overrides its arms share) and arms
+(what each one changes). Its work is three kinds of train.py process:
+  pretrain   once per seed: corpus, tokenizer, pretrain.pt        out/exp/cache/pretrain-<key>
+  reward     once per preference model and seed, from that model  out/exp/cache/reward-<key>
+  arm        GRPO + eval per arm and seed, from copies of both     out/exp/NAME/<arm>/seed<s>
+A cache key is a hash of the configs that make the thing (and the seed), so every experiment
+that needs the same pretraining or the same preference model reuses it. A finished run is never
+run again and an interrupted one resumes (`train.py --resume`): re-running the command after a
+kill continues where it stopped. `--jobs` processes run at once, each with cores // jobs torch
+threads; each run keeps its own log (train.log) in its run directory.
+
+It writes out/exp/NAME/results.json (every arm x seed: the final figures and the per-step GRPO
+curves), results.md (mean ± std over seeds, one row per arm) and, with matplotlib installed
+(`pip install -e ".[plot]"`), curves.png; without it, the tables and one line saying so.
+
+What this deliberately is not: a sweep framework or a scheduler across machines. The arms are
+listed by hand below, top to bottom, so that each experiment reads as its own question.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+import config
+import train
+from checkpoint import write_json, write_text
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
+
+# name -> (what it asks, base overrides, {arm: overrides})
+EXPERIMENTS = {
+    "reward": ("Where the reward comes from: the verifier, the blend, the preference model alone",
+               {}, {"verifier": dict(w_pref=0.0),
+                    "blend_0.1": dict(w_pref=0.1),
+                    "blend_0.3": dict(w_pref=0.3),
+                    "blend_1": dict(w_pref=1.0),
+                    "pref_answer": ALONE,
+                    "pref_response": dict(ALONE, pref_scope="response")}),
+}
+QUICK = dict(preset="smoke", rl_steps=3)      # --quick: tiny sizes, seconds a run
+# the final figures of an arm, read from its report.json (held-out, the RL model, in distribution)
+FINAL = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "gold_score", "pref_score",
+         "wrong_unit_rate", "misconception_rate", "mean_length")
+CURVES = ("accuracy", "gold", "proxy", "kl_k1_seq")  # plotted per step, mean over seeds
+
+
+@dataclass
+class ExperimentConfig:
+    """The runner: how many seeds, how many processes at once, where."""
+    seeds: int = 3              # seeds 1337, 1338, ... (each its own pretraining)
+    jobs: int = 0               # processes at once; 0 = 2 with >= 2 cores, else 1
+    quick: bool = False         # seconds: the smoke preset, 3 GRPO steps (a smoke test)
+    arms: str = ""              # comma-separated arms to run; empty = every arm
+    out: str = "out/exp"        # the cache and every experiment's runs and results
+
+    def __post_init__(self):
+        if self.seeds < 1 or self.jobs < 0:
+            raise ValueError("--seeds must be >= 1 and --jobs >= 0")
+
+# ------------------------------------------------------------------------------------------------
+# runs: what each one is, and running it once
+
+
+@dataclass(frozen=True)
+class Run:
+    """One train.py process: its run directory, its flags, and the run directories it copies
+    its inputs from (name -> source directory)."""
+    out: str
+    flags: tuple[tuple[str, str], ...]
+    inputs: tuple[tuple[str, str], ...] = ()
+
+
+def resolve(overrides: dict) -> list:
+    """train.py's configs for these overrides (a preset's, then the rest), validated."""
+    preset = overrides.get("preset", "cpu")
+    return config.apply(train.default_configs(), {**train.PRESETS[preset], **overrides,
+                                                  "preset": preset})
+
+
+def key(*parts) -> str:
+    """A short stable hash of JSON-able parts: the cache key."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def flags_of(configs: list, **extra) -> tuple[tuple[str, str], ...]:
+    """Every field of `configs` as an explicit flag, then `extra`: a run's config.json depends
+    on nothing else (the configs left out keep their preset's values). --out and --device are
+    the runner's."""
+    pairs = {f.name: getattr(c, f.name) for c in configs for f in dataclasses.fields(c)}
+    pairs.update(extra)
+    pairs.pop("out", None)
+    pairs.pop("device", None)
+    return tuple((k, str(v)) for k, v in sorted(pairs.items()))
+
+
+def plan(name: str, cfg: ExperimentConfig) -> tuple[list[Run], list[Run], list[tuple]]:
+    """The pretraining runs, the preference-model runs and the (arm, seed, Run) of `name`."""
+    _, base, arms = EXPERIMENTS[name]
+    chosen = cfg.arms.split(",") if cfg.arms else list(arms)
+    unknown = [a for a in chosen if a not in arms]
+    if unknown:
+        raise config.ConfigError(f"{name} has no arm {unknown[0]!r} (arms: {', '.join(arms)})")
+    arms = {a: arms[a] for a in chosen}
+    pre, rms, arm_runs = {}, {}, []
+    for arm, change in arms.items():
+        for s in range(cfg.seeds):
+            seed = 1337 + s
+            overrides = {**base, **change, **(QUICK if cfg.quick else {})}
+            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = resolve(overrides)
+            made = [task, gpt, pcfg]                         # what makes the pretrained model
+            k_pre = key(config.as_dict(made), run.preset, seed)
+            d_pre = os.path.join(cfg.out, "cache", f"pretrain-{k_pre}")
+            pre[d_pre] = Run(d_pre, flags_of(made, preset=run.preset, seed=seed,
+                                             stages="pretrain"))
+            policy = tuple((f, d_pre) for f in ("pretrain.pt", "pretrain.json",
+                                                "tokenizer.tiktoken"))
+            k_rm = key(k_pre, config.as_dict([prefcfg]), rcfg.pref_scope)
+            d_rm = os.path.join(cfg.out, "cache", f"reward-{k_rm}")
+            rms[d_rm] = Run(d_rm, flags_of(made + [prefcfg], preset=run.preset, seed=seed,
+                                           stages="reward", pref_scope=rcfg.pref_scope), policy)
+            d_arm = os.path.join(cfg.out, name, arm, f"seed{seed}")
+            arm_runs.append((arm, seed, Run(d_arm, flags_of(
+                [run, task, gpt, pcfg, rcfg, prefcfg, gcfg], seed=seed, stages="grpo,eval"),
+                policy + (("reward.pt", d_rm), ("reward.json", d_rm)))))
+    return list(pre.values()), list(rms.values()), arm_runs
+
+
+def state(out: str) -> str:
+    """'done' (every stage asked for finished), 'interrupted' (started, not finished) or 'new'."""
+    path = os.path.join(out, "progress.json")
+    if not os.path.exists(path):
+        return "new"
+    progress = json.load(open(path))
+    return "done" if set(progress["stages"]) <= set(progress["done"]) else "interrupted"
+
+
+def execute(run: Run, threads: int) -> None:
+    """Run it once: skipped when done, resumed when interrupted, else started from copies of its
+    inputs. Raises RuntimeError naming the run and its log when train.py fails."""
+    status = state(run.out)
+    if status == "done":
+        return
+    os.makedirs(run.out, exist_ok=True)
+    if status == "new":
+        for name, src in run.inputs:
+            shutil.copy2(os.path.join(src, name), os.path.join(run.out, name))
+        args = [a for k, v in run.flags for a in (f"--{k}", v)] + ["--out", run.out]
+    else:
+        args = ["--resume", run.out]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(os.path.join(run.out, "train.log"), "a") as log:
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{run.out}: train.py exited {proc.returncode}; see "
+                           f"{os.path.join(run.out, 'train.log')}")
+
+# ------------------------------------------------------------------------------------------------
+# results: final figures and curves, mean and std over seeds
+
+
+def collect(arm_runs: list[tuple]) -> dict:
+    """{arm: {seed: {"final": {...}, "reward_model": {...}, "curves": {key: [...]}}}}."""
+    results: dict = {}
+    for arm, seed, run in arm_runs:
+        report = json.load(open(os.path.join(run.out, "report.json")))
+        rm_report = json.load(open(os.path.join(run.out, "reward.json")))
+        rows = [json.loads(line) for line in open(os.path.join(run.out, "grpo_log.jsonl"))]
+        curves = {k: [r.get(k) for r in rows] for k in rows[0] if isinstance(rows[0][k], float)}
+        results.setdefault(arm, {})[str(seed)] = {
+            "final": {k: report["eval"]["rl"]["in_dist"][k] for k in FINAL},
+            "pretrained": {k: report["eval"]["pretrained"]["in_dist"][k] for k in FINAL},
+            "reward_model": rm_report.get("figures", {}), "curves": curves}
+    return results
+
+
+def mean_std(xs: list[float]) -> str:
+    """'0.512 ± 0.031' (sample std, n - 1), or just the value with one seed."""
+    a = np.asarray(xs, dtype=float)
+    return f"{a.mean():.3f}" if len(a) < 2 else f"{a.mean():.3f} ± {a.std(ddof=1):.3f}"
+
+
+def markdown(name: str, results: dict, seeds: int) -> str:
+    """results.md: one row per arm, mean ± std over seeds of the final figures, and the last 10
+    steps' proxy and KL."""
+    question, _, _ = EXPERIMENTS[name]
+    cols = list(FINAL) + ["proxy (last 10)", "kl_k1_seq (last 10)"]
+    lines = [f"# {name}: {question}", "", f"{seeds} seed(s); held-out in-distribution figures "
+             f"of the RL model.", "", "| arm | " + " | ".join(cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for arm, by_seed in results.items():
+        runs = list(by_seed.values())
+        cells = [mean_std([r["final"][k] for r in runs]) for k in FINAL]
+        for k in ("proxy", "kl_k1_seq"):
+            cells.append(mean_std([float(np.nanmean(r["curves"][k][-10:])) for r in runs]))
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: str) -> bool:
+    """curves.png: each of CURVES over steps, one line per arm (mean over seeds, 10-step moving
+    average). False when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2))
+    for ax, k in zip(axes, CURVES):
+        for arm, by_seed in results.items():
+            ys = np.nanmean(np.array([r["curves"][k] for r in by_seed.values()], dtype=float), 0)
+            smooth = np.convolve(ys, np.ones(10) / 10, mode="valid") if len(ys) >= 10 else ys
+            ax.plot(smooth, label=arm)
+        ax.set_title(k)
+        ax.set_xlabel("GRPO step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__ + "\nexperiments: " + ", ".join(EXPERIMENTS) + "\n"
+              + config.help_text([ExperimentConfig()]))
+        return
+    name, pairs = argv[0], config.parse_pairs(config.bare_flags(argv[1:], "--quick"))
+    if name not in EXPERIMENTS:
+        raise config.ConfigError(f"unknown experiment {name!r} (experiments: "
+                                 f"{', '.join(EXPERIMENTS)})")
+    (cfg,) = config.apply([ExperimentConfig()], pairs)
+    if cfg.quick and "seeds" not in pairs:
+        cfg = dataclasses.replace(cfg, seeds=1)
+    cores = os.cpu_count() or 1
+    jobs = cfg.jobs or (2 if cores >= 2 else 1)
+    threads = max(1, cores // jobs)
+    pre, rms, arm_runs = plan(name, cfg)             # every config is checked here, up front
+    phases = [pre, rms, [run for _, _, run in arm_runs]]
+    bar = tqdm(total=sum(len(p) for p in phases), desc=f"{name} runs", dynamic_ncols=True)
+    for phase in phases:                             # a phase needs the one before it
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for _ in pool.map(lambda r: execute(r, threads), phase):
+                bar.update()
+    bar.close()
+    results = collect(arm_runs)
+    folder = os.path.join(cfg.out, name)
+    write_json(os.path.join(folder, "results.json"), {"experiment": name, "seeds": cfg.seeds,
+                                                      "quick": cfg.quick, "arms": results})
+    table = markdown(name, results, cfg.seeds)
+    write_text(os.path.join(folder, "results.md"), table)
+    print(table)
+    if plot(results, os.path.join(folder, "curves.png")):
+        print(f"plots: {os.path.join(folder, 'curves.png')}")
+    else:
+        print('no plots: matplotlib is not installed (pip install -e ".[plot]")')
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (config.ConfigError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
