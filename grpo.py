@@ -277,7 +277,8 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
 
     score(problems, texts) -> (terms, total, watched): the reward (reward.Reward). floor: what
     a truncated completion earns (reward.Reward.floor). ref: a frozen copy of the initial
-    policy, for the KL term (β > 0) or only to log the KL from it (one no-grad forward). trainer: the policy wrapped in DistributedDataParallel under torchrun (the
+    policy, for the KL term (β > 0) or only to log the KL from it (one no-grad forward).
+    trainer: the policy wrapped in DistributedDataParallel under torchrun (the
     gradients are averaged over ranks). A step with nothing to learn
     (every A = 0 with β = 0, or no row kept) makes no update at all, since AdamW's momentum
     would still move θ; its forward pass is for the diagnostics only."""

@@ -57,8 +57,9 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
                              random.Random(f"{task.task_seed}/pair-labels"),
                              solution_share=cfg.rm_solution_pairs)
     held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
-    eval_pairs = (make_pairs(held_out, task, human, random.Random(f"{task.task_seed}/heldout-pairs"),
-                             cfg.rm_eval_pairs, solution_share=0.0)       # style pairs, then
+    eval_pairs = (make_pairs(held_out, task, human,                       # style pairs, then
+                             random.Random(f"{task.task_seed}/heldout-pairs"),
+                             cfg.rm_eval_pairs, solution_share=0.0)
                   + make_pairs(held_out, task, human,                     # solution pairs
                                random.Random(f"{task.task_seed}/heldout-solutions"),
                                cfg.rm_eval_pairs, solution_share=1.0))

@@ -98,8 +98,9 @@ def check_inputs(stages: list[str], out: str, rcfg, prefcfg) -> None:
     if "pretrain" not in stages and (set(stages) & {"grpo", "eval"}
                                      or "reward" in stages and prefcfg.rm_init == "pretrained"):
         load_model(out, "pretrain")
-    if "reward" not in stages and ("grpo" in stages and rcfg.w_pref or {"grpo", "eval"} & set(stages)
-                                   and os.path.exists(os.path.join(out, "reward.pt"))):
+    has_rm = os.path.exists(os.path.join(out, "reward.pt"))   # grpo and eval read it if there
+    if "reward" not in stages and ("grpo" in stages and rcfg.w_pref
+                                   or {"grpo", "eval"} & set(stages) and has_rm):
         load_reward_model(out)
     if "pretrain" not in stages and "reward" in stages:
         Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))

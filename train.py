@@ -105,7 +105,8 @@ PRESETS = {
 
 
 # ------------------------------------------------------------------------------------------------
-# stages: grpo and eval (pretrain is pretrain.pretrain, reward is preference_loop.train_reward_model)
+# stages: grpo and eval (pretrain is pretrain.pretrain, reward is
+# preference_loop.train_reward_model)
 
 def grpo_stage(run: RunConfig, rcfg: RewardConfig, prefcfg: PreferenceConfig, gcfg: GRPOConfig,
                out: str, device: str, splits: Splits, resume: bool = False) -> dict:
@@ -159,8 +160,7 @@ def evaluate_stage(run: RunConfig, prefcfg: PreferenceConfig, out: str, device: 
 def report_markdown(report: dict) -> str:
     """report.json as a page a person reads: the held-out table, the ceilings, the timings."""
     cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_utility", "gold_score",
-            "pref_score",
-            "misconception_rate", "wrong_unit_rate", "mean_length"]
+            "pref_score", "misconception_rate", "wrong_unit_rate", "mean_length"]
     lines = ["# Run report", "", "| model | set | " + " | ".join(cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for model, sets in report.get("eval", {}).items():
@@ -308,7 +308,8 @@ def main(argv: list[str]) -> None:
             figures = pretrain(run, task, gpt, pcfg, out, device, splits, tok, docs,
                                resume is not None)
         elif stage == "grpo":
-            figures = grpo_stage(run, rcfg, prefcfg, gcfg, out, device, splits, resume is not None)
+            figures = grpo_stage(run, rcfg, prefcfg, gcfg, out, device, splits,
+                                 resume is not None)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":

@@ -36,7 +36,8 @@ def test_linearity_ignores_a_constant_and_sees_a_square():
 
 def test_bare_quick_flag_means_true():
     assert bare_flags(["--quick"], "--quick") == ["--quick=true"]
-    assert bare_flags(["--quick", "--out", "b.json"], "--quick") == ["--quick=true", "--out", "b.json"]
+    assert bare_flags(["--quick", "--out", "b.json"], "--quick") == ["--quick=true", "--out",
+                                                                     "b.json"]
     assert bare_flags(["--quick", "false"], "--quick") == ["--quick", "false"]
     assert bare_flags(["--repeats", "3"], "--quick") == ["--repeats", "3"]
 
