@@ -2,8 +2,9 @@
 The learned half of the reward: a Bradley-Terry preference model of a simulated human.
 
 What this is, in reading order:
-  1. PreferenceConfig: how the preference model is built and trained (the rm_* knobs) and how
-     noisy the human labelling its pairs is (rater_tau).
+  1. PreferenceConfig: how the preference model is built and trained (the rm_* knobs, the mix
+     of pair kinds) and the simulated human who labels its pairs (rater_*: its noise, the value
+     of a right answer, how often it checks; data/rater.Human).
   2. What the model reads: `rm_view` (of verifiers.answer_span), `encode_view`. With scope
      "answer" (the default, reward.RewardConfig.pref_scope) it reads the question plus the final
      answer span ONLY, as DeepSeek-R1's helpfulness reward model judges only the final summary
@@ -17,8 +18,9 @@ What this is, in reading order:
      optional centring penalty c * (r_chosen + r_rejected)^2 (Eisenstein et al., arXiv 2312.09244;
      TRL's reward trainer suggests c = 0.01): the loss only sees differences, so without it the
      scores may drift anywhere.
-  5. `preference`: sigma(r - r_ref), the Bradley-Terry probability that the human prefers this
-     answer to the teacher's average answer; the `pref` term of reward.py's blend.
+  5. `raw_scores` (r, NaN without an answer: the proxy GRPO logs) and `preference`:
+     sigma(r - r_ref), the Bradley-Terry probability that the human prefers this answer to the
+     teacher's average answer; the `pref` term of reward.py's blend.
   6. load_reward_model, eval_scorers: a trained one back from its run directory, and the
      evaluation's scorers (the human's true utility, its style score, the preference score).
 The stage that trains it is preference_loop.py.
@@ -50,7 +52,7 @@ INITS = ("scratch", "pretrained")
 
 @dataclass
 class PreferenceConfig:
-    """The preference model: its init and size, its training pairs and steps, the human's noise."""
+    """The preference model: its init, size, pairs and steps; the simulated human who labels them."""
     rm_init: str = "scratch"    # scratch: a small new GPT | pretrained: the policy's pretrain.pt
     rm_n_layer: int = 2         # scratch preference model size (block_size: GPTConfig's)
     rm_n_head: int = 4          # its attention heads
