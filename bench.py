@@ -64,12 +64,12 @@ from grpo import GRPOConfig, grpo_step, update
 from guard import SkipNonFinite
 from measure import (PeakMemory, SavedBytes, attention_memory, device_name, flops_per_token,
                      linearity, machine_limits, sync, timeit, twin)
-from model import GPT, GPTConfig
+from model import GPT
 from sampler import generate
-from preference import PreferenceConfig, PreferenceModel
+from preference import PreferenceModel
 from reward import Reward, RewardConfig
 from pretrain import PretrainConfig, make_optimizer, pack, train_step
-from train import PRESETS, RunConfig
+from train import preset_configs
 
 
 @dataclass
@@ -240,10 +240,7 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
 
 def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants: bool) -> dict:
     """Every measurement at the model sizes of train.PRESETS[name], random weights."""
-    configs = [RunConfig(), TaskConfig(), GPTConfig(), PretrainConfig(), RewardConfig(),
-               PreferenceConfig(), GRPOConfig()]
-    run, task, gpt, pcfg, rcfg, prefcfg, gcfg = config.apply(configs, {**PRESETS[name],
-                                                                       "preset": name})
+    run, task, gpt, pcfg, rcfg, prefcfg, gcfg = preset_configs(name)
     cuda, t0 = device.startswith("cuda"), time.perf_counter()
 
     def log(what):

@@ -87,13 +87,6 @@ class Run:
     inputs: tuple[tuple[str, str], ...] = ()
 
 
-def resolve(overrides: dict) -> list:
-    """train.py's configs for these overrides (a preset's, then the rest), validated."""
-    preset = overrides.get("preset", "cpu")
-    return config.apply(train.default_configs(), {**train.PRESETS[preset], **overrides,
-                                                  "preset": preset})
-
-
 def key(*parts) -> str:
     """A short stable hash of JSON-able parts: the cache key."""
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
@@ -123,7 +116,7 @@ def plan(name: str, cfg: ExperimentConfig) -> tuple[list[Run], list[Run], list[t
         for s in range(cfg.seeds):
             seed = 1337 + s
             overrides = {**base, **change, **(QUICK if cfg.quick else {})}
-            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = resolve(overrides)
+            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = train.preset_configs(overrides.get("preset", "cpu"), overrides)
             made = [task, gpt, pcfg]                         # what makes the pretrained model
             k_pre = key(config.as_dict(made), run.preset, seed)
             d_pre = os.path.join(cfg.out, "cache", f"pretrain-{k_pre}")
@@ -147,7 +140,7 @@ def state(out: str) -> str:
     path = os.path.join(out, "progress.json")
     if not os.path.exists(path):
         return "new"
-    progress = json.load(open(path))
+    progress = train.read_progress(path)
     return "done" if set(progress["stages"]) <= set(progress["done"]) else "interrupted"
 
 

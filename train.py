@@ -246,6 +246,14 @@ def default_configs() -> list:
             PreferenceConfig(), GRPOConfig()]
 
 
+def preset_configs(preset: str, overrides: dict | None = None) -> list:
+    """A run's configs: the defaults, then the preset's overrides, then `overrides`."""
+    if preset not in PRESETS:
+        raise config.ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    configs = config.apply(default_configs(), {**PRESETS[preset], "preset": preset})
+    return config.apply(configs, overrides or {})
+
+
 def main(argv: list[str]) -> None:
     if argv in (["-h"], ["--help"]):
         print(__doc__ + "\n" + config.help_text(default_configs()) + "\n\npresets: "
@@ -257,11 +265,7 @@ def main(argv: list[str]) -> None:
         configs, stages, progress = run_directory_configs(resume, pairs)
     else:
         preset = pairs.get("preset") or ("gpu" if torch.cuda.is_available() else "cpu")
-        if preset not in PRESETS:
-            raise config.ConfigError(f"--preset must be one of {', '.join(PRESETS)}, "
-                                     f"got {preset!r}")
-        configs = config.apply(default_configs(), {**PRESETS[preset], "preset": preset})
-        configs = config.apply(configs, pairs)
+        configs = preset_configs(preset, pairs)
         stages = configs[0].stages.split(",")
     run, task, gpt, pcfg, rcfg, prefcfg, gcfg = configs
     out = run.out or os.path.join("out", run.preset)

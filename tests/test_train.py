@@ -13,7 +13,6 @@ import sys
 import pytest
 import torch
 
-import config
 import pretrain
 import train
 from data.problems import make_splits
@@ -161,7 +160,7 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
     missing (model, split) pairs are evaluated, to the figures of the uninterrupted run."""
     run = tmp_path / "run"
     shutil.copytree(smoke, run)
-    configs = config.apply(train.default_configs(), {**train.PRESETS["smoke"], "preset": "smoke"})
+    configs = train.preset_configs("smoke")
     save_state(str(run), "eval", {"results": {"pretrained": {"in_dist": {"marker": 1.0}}},
                                   "elapsed": 2.0})
     splits = make_splits(dataclasses.replace(configs[1], n_train=1))          # held-out sets
