@@ -7,6 +7,8 @@ runs on, measured in the same run.
     python bench.py --quick              # seconds: tiny sizes, 1-2 repeats. A smoke test, NOT
                                          # figures to report
     python bench.py --out /tmp/b.json --repeats 7
+    python bench.py --trl_work           # only TRL's benchmark work through our grpo_step
+                                         # (bench_trl.py), to time beside the peer's trainer
 
 What it measures, in this order (a table on stdout, everything in bench.json):
   1. the machine: a large fp32 and bf16 matmul (FLOP/s) and a large tensor copy (bytes read +
@@ -56,7 +58,7 @@ from dataclasses import dataclass
 import torch
 
 import config
-from bench_report import report, table
+from bench_report import report, report_trl_work, table
 from checkpoint import write_json
 from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
@@ -69,6 +71,7 @@ from sampler import generate
 from preference import PreferenceModel
 from reward import Reward, RewardConfig
 from pretrain import PretrainConfig, make_optimizer, pack, train_step
+from bench_trl import bench_trl_work
 from train import preset_configs
 
 
@@ -76,6 +79,8 @@ from train import preset_configs
 class BenchConfig:
     """What bench.py measures, how long, and where it writes the figures."""
     quick: bool = False         # seconds: the smoke preset's sizes, small peaks, 1-2 repeats
+    trl_work: bool = False      # only the machine's peaks and TRL's benchmark work, run through
+                                # grpo.grpo_step (bench_trl.py), written under "trl_work"
     out: str = "bench.json"     # where the figures go (git-ignored)
     device: str = ""            # cpu | cuda | cuda:N; empty = cuda when available
     warmup: int = 1             # untimed calls before each timing
@@ -228,7 +233,7 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
         mask = roll.mask[:n]
         with PeakMemory(device) as mem, SavedBytes(policy) as saved:
             update(policy, opt, ids[:n], pad[:n], n_prompt, roll.logprobs[:n],
-                   torch.ones(n, device=device), mask, gcfg, guard=guard, step=0,
+                   torch.ones(n, device=device), mask, mask, gcfg, guard=guard, step=0,
                    lr=gcfg.rl_lr, max_len=max_new, n_tokens=mask.sum(), n_seqs=n, n_rows=n)
         scaling.append({"bgt": n * T, "peak_mem_bytes": mem.bytes, "activation_bytes": saved.bytes})
     grpo_step_figures["activation_bytes"] = scaling[-1]["activation_bytes"]
@@ -302,7 +307,8 @@ def main(argv: list[str]) -> None:
     if argv in (["-h"], ["--help"]):
         print(__doc__ + "\n" + config.help_text([BenchConfig()]))
         return
-    pairs = config.parse_pairs(config.bare_flags(argv, "--quick"))
+    pairs = config.parse_pairs(config.bare_flags(config.bare_flags(argv, "--quick"),
+                                                 "--trl_work"))
     (cfg,) = config.apply([BenchConfig()], pairs)
     if cfg.quick:                                        # quick's sizes, then the user's own
         (cfg,) = config.apply([cfg], {**QUICK, **pairs})
@@ -321,12 +327,16 @@ def main(argv: list[str]) -> None:
     print(f"bench | {device} ({res['device_name']}) | peaks measured | "
           f"{time.perf_counter() - t0:.0f}s", flush=True)
 
-    # ---- 2-4. the cpu preset (smoke with --quick) on this device; 5. the gpu preset on CUDA
-    res.update(bench_preset("smoke" if cfg.quick else "cpu", cfg, device, peaks, variants=False))
-    if cuda:
-        res["gpu"] = bench_preset("smoke" if cfg.quick else "gpu", cfg, device, peaks,
-                                  variants=True)
-    rows = report(res)
+    if cfg.trl_work:                                     # the peer's work alone
+        res["trl_work"] = bench_trl_work(device, peaks["fp32"], cfg.warmup, cfg.gen_repeats * 3)
+        rows = report_trl_work(res)
+    else:   # ---- 2-4. the cpu preset (smoke with --quick) here; 5. the gpu preset on CUDA
+        res.update(bench_preset("smoke" if cfg.quick else "cpu", cfg, device, peaks,
+                                variants=False))
+        if cuda:
+            res["gpu"] = bench_preset("smoke" if cfg.quick else "gpu", cfg, device, peaks,
+                                      variants=True)
+        rows = report(res)
     res["checks"] = [{"metric": m, "value": v, "target": t, "ok": ok}
                      for m, v, t, ok in rows if ok is not None]
     res["config"] = dataclasses.asdict(cfg)

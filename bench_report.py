@@ -57,6 +57,16 @@ def report(res: dict) -> list[tuple[str, str, str, bool | None]]:
     return rows
 
 
+def report_trl_work(res: dict) -> list[tuple[str, str, str, bool | None]]:
+    """The rows of `bench.py --trl_work`: the machine's matmul peak and the peer's work. The
+    peer's own step is timed by its benchmark, not here, so no target can be checked."""
+    w = res["trl_work"]
+    return [("machine matmul fp32", f"{res['matmul_fp32_flops'] / 1e9:,.1f} GFLOP/s", "", None),
+            ("trl work grpo step", f"{w['step_s']:.3f} s (median of {w['repeats']})", "", None),
+            ("trl work rollout", f"{w['rollout_s']:.3f} s", "", None),
+            ("trl work flop fraction", f"{w['flop_fraction']:.3f}", "", None)]
+
+
 def table(rows) -> str:
     """Aligned text: metric | value | target | ok."""
     cells = [("metric", "value", "target", "ok")] + [

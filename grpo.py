@@ -44,6 +44,7 @@ separate from the trainer (vLLM-style).
 """
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +76,9 @@ class GRPOConfig:
     truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
     rl_temperature: float = 1.0  # rollouts sample softmax(z / T); the loss uses the same π_T
     rl_grad_clip: float = 1.0   # max gradient norm, > 0 (inf: no clipping)
+    rl_micro_batch: int = 32    # rows per forward + backward of the update: the gradient of the
+                                # B*G rows is accumulated over chunks of this many (the same
+                                # step in less memory); 0 = all rows at once
     rl_eval_every: int = 25     # quick held-out greedy accuracy every N steps
     rl_ckpt_every: int = 10     # save grpo.state.pt (for --resume) every N steps
 
@@ -92,8 +96,9 @@ class GRPOConfig:
         if self.group_size < 2:    # G = 1: every advantage is 0 (Dr. GRPO), or std = NaN (GRPO)
             raise ValueError(f"--group_size must be >= 2: a lone sample is its group's mean, so "
                              f"its advantage is always 0, got {self.group_size}")
-        if self.rl_warmup < 0:
-            raise ValueError(f"--rl_warmup must be >= 0, got {self.rl_warmup}")
+        if self.rl_warmup < 0 or self.rl_micro_batch < 0:
+            raise ValueError(f"--rl_warmup and --rl_micro_batch must be >= 0, got "
+                             f"{self.rl_warmup} and {self.rl_micro_batch}")
         for name in ("rl_lr", "std_eps", "rl_temperature", "rl_grad_clip"):
             if not getattr(self, name) > 0:        # a clip of 0 would zero every gradient
                 raise ValueError(f"--{name} must be > 0, got {getattr(self, name)}")
@@ -211,7 +216,41 @@ def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
     logp = logp_all.gather(-1, ids[:, n_prompt:, None])[..., 0]      # (N, T) log π(o_t | ...)
     if not with_entropy:
         return logp
-    return logp, -(logp_all.exp() * logp_all).sum(-1)                # (N, T) H[π(· | ...)]
+    with torch.no_grad():                                            # for the log: no graph kept
+        entropy = -(logp_all.exp() * logp_all).sum(-1)               # (N, T) H[π(· | ...)]
+    return logp, entropy
+
+
+def micro_batches(real: torch.Tensor, pad: torch.Tensor, n_prompt: int, size: int):
+    """Chunks of at most `size` rows (every row at once for size 0) of a batch of N rows, each
+    with the columns it needs: [(rows, lo, hi)], rows a slice, columns lo .. hi - 1 of the
+    (N, n_prompt + T) ids. lo = the chunk's least left pad and hi = n_prompt + its longest
+    completion: columns that are padding in every row of the chunk are not computed. A row's
+    numbers do not change, but for float rounding (positions restart after each row's own pad,
+    model.hidden). real (N, T) bool: generated tokens, a prefix of each row; pad (N,).
+    micro_batches(real=[[1,1,0],[1,0,0],[1,1,1]], pad=[2,1,0], n_prompt=4, size=2)
+      -> [(slice(0, 2), 1, 6), (slice(2, 3), 0, 7)]"""
+    N = real.shape[0]
+    size = size or N
+    chunks = []
+    for start in range(0, N, size):
+        rows = slice(start, min(start + size, N))
+        longest = int(real[rows].sum(1).max())                       # one host read per chunk
+        chunks.append((rows, int(pad[rows].min()), n_prompt + max(longest, 1)))
+    return chunks
+
+
+@torch.no_grad()
+def chunked_logprobs(model, ids, pad, n_prompt: int, real, size: int, temperature: float = 1.0):
+    """token_logprobs with its entropy, over micro_batches of `size` rows, without a graph:
+    logp, entropy (N, T), 0 after each chunk's longest completion."""
+    logp, entropy = torch.zeros(real.shape, device=ids.device), torch.zeros(real.shape,
+                                                                            device=ids.device)
+    for rows, lo, hi in micro_batches(real, pad, n_prompt, size):
+        logp[rows, :hi - n_prompt], entropy[rows, :hi - n_prompt] = token_logprobs(
+            model, ids[rows, lo:hi], pad[rows] - lo, n_prompt - lo, with_entropy=True,
+            temperature=temperature)
+    return logp, entropy
 
 # ------------------------------------------------------------------------------------------------
 # one step: rollout -> reward -> advantages -> loss -> update
@@ -247,28 +286,44 @@ class Step:
     ref_s: float                # of which the reference's forward (0 without one)
 
 
-def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, cfg: GRPOConfig, *,
+def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg: GRPOConfig, *,
            guard, step: int, lr: float, max_len: int, n_tokens, n_seqs, n_rows: int,
            ref_logp=None):
     """μ = cfg.inner_epochs policy-gradient updates on one batch of rollouts: teacher-forced
     log-probs, the clipped loss, backward, clip, AdamW (skipped by `guard` if not finite).
+    Each update accumulates its gradient over micro_batches of cfg.rl_micro_batch rows: the loss
+    is a sum over rows divided by the global batch's counts, so the chunks' losses add up to the
+    whole batch's and so do their gradients. Under DDP only the last chunk's backward averages
+    the gradients over ranks. mask (n, T): tokens in the loss; real (n, T): generated tokens.
     Returns (logp, entropy, kl, loss, clip_frac, grad_norm) of the last epoch."""
+    chunks = micro_batches(real, pad, n_prompt, cfg.rl_micro_batch)
     for _ in range(cfg.inner_epochs):
-        logp, entropy = token_logprobs(trainer, ids, pad, n_prompt, with_entropy=True,
-                                       temperature=cfg.rl_temperature)   # (n, T) each
-        kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
-        loss, clip_frac = policy_loss(logp, old_logp, adv, mask, agg=cfg.loss_agg,
-                                      clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                                      max_len=max_len, kl=kl if cfg.kl_beta > 0 else None,
-                                      beta=cfg.kl_beta,
-                                      n_tokens=n_tokens, n_seqs=n_seqs, n_rows=n_rows)
+        logp = torch.zeros(real.shape, device=ids.device)             # (n, T)
+        entropy = torch.zeros(real.shape, device=ids.device)          # (n, T)
+        loss, n_clipped = torch.zeros((), device=ids.device), torch.zeros((), device=ids.device)
+        for i, (rows, lo, hi) in enumerate(chunks):
+            T = hi - n_prompt                                        # the chunk's completions
+            last = i == len(chunks) - 1
+            with trainer.no_sync() if hasattr(trainer, "no_sync") and not last else nullcontext():
+                lp, entropy[rows, :T] = token_logprobs(trainer, ids[rows, lo:hi], pad[rows] - lo,
+                                                       n_prompt - lo, with_entropy=True,
+                                                       temperature=cfg.rl_temperature)
+                kl = kl_k3(lp, ref_logp[rows, :T]) if cfg.kl_beta > 0 else None
+                part, clip_frac = policy_loss(lp, old_logp[rows, :T], adv[rows], mask[rows, :T],
+                                              agg=cfg.loss_agg, clip_low=cfg.clip_low,
+                                              clip_high=cfg.clip_high, max_len=max_len, kl=kl,
+                                              beta=cfg.kl_beta, n_tokens=n_tokens,
+                                              n_seqs=n_seqs, n_rows=n_rows)
+                (part * dist.world()).backward()                     # DDP divides by world
+            logp[rows, :T], loss = lp.detach(), loss + part.detach()
+            n_clipped = n_clipped + clip_frac * mask[rows, :T].sum()
         for group in opt.param_groups:
             group["lr"] = lr
-        (loss * dist.world()).backward()                             # DDP divides by world
         grad_norm = torch.nn.utils.clip_grad_norm_(trainer.parameters(), cfg.rl_grad_clip)
-        loss = dist.all_sum(loss.detach())                           # the global batch's loss
+        loss = dist.all_sum(loss)                                    # the global batch's loss
         guard.step(opt, loss.item(), grad_norm.item(), step)
-    return logp, entropy, kl, loss, clip_frac, grad_norm
+    kl = kl_k3(logp, ref_logp) if ref_logp is not None else None     # (n, T), for the log
+    return logp, entropy, kl, loss, n_clipped / mask.sum().clamp(min=1), grad_norm
 
 
 def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, gen, guard,
@@ -309,23 +364,23 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
         mask.sum(), keep.sum(), (keep & (adv != 0)).sum()]))         # Σ|o_i|, rows kept, A != 0
     ref_logp, t_ref = None, time.time()
     if ref is not None:                                              # log π_ref: one forward
-        with torch.no_grad():
-            ref_logp = token_logprobs(ref, ids, pad, n_prompt, temperature=cfg.rl_temperature)
+        ref_logp = chunked_logprobs(ref, ids, pad, n_prompt, rollout.mask, cfg.rl_micro_batch,
+                                    cfg.rl_temperature)[0]
     ref_s = time.time() - t_ref
     updated = n_tokens.item() > 0 and (n_signal.item() > 0 or cfg.kl_beta > 0)  # on all ranks
     if updated:
         logp, entropy, kl, loss, clip_frac, grad_norm = update(
-            trainer or policy, opt, ids, pad, n_prompt, rollout.logprobs, adv, mask, cfg,
+            trainer or policy, opt, ids, pad, n_prompt, rollout.logprobs, adv, mask,
+            rollout.mask, cfg,
             guard=guard, step=step, lr=rl_lr_at(step, cfg), max_len=max_new_tokens,
             n_tokens=n_tokens, n_seqs=n_seqs, n_rows=cfg.prompts_per_step * G, ref_logp=ref_logp)
     else:
-        with torch.no_grad():
-            logp, entropy = token_logprobs(policy, ids, pad, n_prompt, with_entropy=True,
-                                           temperature=cfg.rl_temperature)
+        logp, entropy = chunked_logprobs(policy, ids, pad, n_prompt, rollout.mask,
+                                         cfg.rl_micro_batch, cfg.rl_temperature)
         kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
         loss = clip_frac = grad_norm = torch.zeros(())
     sync(str(device))
     log_ratio = logp.detach() - ref_logp if ref_logp is not None else None  # (n, T) log π/π_ref
-    return Step(rollout, terms, watch, reward, verifier, keep, mask, entropy.detach(),
+    return Step(rollout, terms, watch, reward, verifier, keep, mask, entropy,
                 kl.detach() if kl is not None else None, log_ratio, loss, clip_frac, grad_norm,
                 updated, t1 - t0, t2 - t1, time.time() - t2, ref_s)

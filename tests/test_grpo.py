@@ -1,5 +1,6 @@
 """GRPO's pure math against groups worked by hand, and sampling vs training log-probs."""
 
+import copy
 import json
 import math
 
@@ -8,8 +9,9 @@ import torch
 
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
-                  rl_lr_at, token_logprobs, zero_variance_groups)
+from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, micro_batches,
+                  policy_loss, rl_lr_at, token_logprobs, update, zero_variance_groups)
+from guard import SkipNonFinite
 from grpo_loop import ranking_agreement, train_grpo
 from model import GPT, GPTConfig
 from sampler import generate
@@ -320,3 +322,42 @@ def test_ranking_agreement_by_hand():
     right = torch.tensor([[True, True, False, False], [False] * 4])
     assert ranking_agreement(score, right) == (3.5, 4)
     assert ranking_agreement(score, ~right) == (0.5, 4)      # the mirror image: 4 - 3.5
+
+
+def test_micro_batches_by_hand():
+    """The docstring's example: each chunk keeps the columns some row of it needs."""
+    real = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1]]).bool()
+    assert micro_batches(real, torch.tensor([2, 1, 0]), 4, 2) == [(slice(0, 2), 1, 6),
+                                                                  (slice(2, 3), 0, 7)]
+    assert micro_batches(real, torch.tensor([2, 1, 0]), 4, 0) == [(slice(0, 3), 0, 7)]
+
+
+@pytest.mark.parametrize("agg,beta", [("token", 0.0), ("seq", 0.1), ("constant", 0.0)])
+def test_a_micro_batched_update_is_the_whole_batch_update(agg, beta):
+    """The gradient accumulated over chunks of 3 rows, each cut to the columns it needs, moves
+    the weights as one update over all 8 rows does, in every aggregation, with the KL term."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32))
+    rollout = generate(model, [[3, 4, 5], [6, 7, 8, 9, 10]], num_samples=4, max_new_tokens=12,
+                       stop_ids=[1, 2, 3, 4], pad_id=0, generator=torch.Generator().manual_seed(1))
+    ids, pad = rollout.sequences()
+    n_prompt, real = rollout.prompt_ids.shape[1], rollout.mask
+    assert len(set(rollout.lengths.tolist())) > 1                     # rows of several lengths
+    adv = torch.linspace(-1, 1, 8)
+    ref_logp = token_logprobs(model, ids, pad, n_prompt).detach() - 0.1
+    results = []
+    for size in (0, 3):
+        m = copy.deepcopy(model)
+        cfg = GRPOConfig(loss_agg=agg, kl_beta=beta, rl_micro_batch=size)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)       # w - 0.1 g: weights compare grads
+        out = update(m, opt, ids, pad, n_prompt, rollout.logprobs, adv, real, real, cfg,
+                     guard=SkipNonFinite("test", 1), step=0, lr=0.1, max_len=12,
+                     n_tokens=real.sum(), n_seqs=8, n_rows=8, ref_logp=ref_logp)
+        results.append((torch.cat([p.flatten() for p in m.parameters()]), *out))
+    (w0, lp0, h0, kl0, loss0, _, g0), (w3, lp3, h3, kl3, loss3, _, g3) = results
+    assert len(micro_batches(real, pad, n_prompt, 3)) == 3
+    assert torch.allclose(loss0, loss3, atol=1e-6) and torch.allclose(g0, g3, atol=1e-5)
+    before = torch.cat([p.flatten() for p in model.parameters()])
+    assert torch.allclose(w0, w3, atol=1e-6) and (w0 - before).abs().max() > 1e-4
+    assert torch.allclose(lp0[real], lp3[real], atol=1e-5)
+    assert torch.allclose(h0[real], h3[real], atol=1e-5)
