@@ -222,20 +222,21 @@ def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
 
 
 def micro_batches(real: torch.Tensor, pad: torch.Tensor, n_prompt: int, size: int):
-    """Chunks of at most `size` rows (every row at once for size 0) of a batch of N rows, each
-    with the columns it needs: [(rows, lo, hi)], rows a slice, columns lo .. hi - 1 of the
-    (N, n_prompt + T) ids. lo = the chunk's least left pad and hi = n_prompt + its longest
-    completion: columns that are padding in every row of the chunk are not computed. A row's
+    """The N rows of a batch in chunks of at most `size` rows (all at once for size 0), rows of
+    like length together, each chunk with the columns it needs: [(rows, lo, hi)], rows an index
+    tensor, columns lo .. hi - 1 of the (N, n_prompt + T) ids. lo = the chunk's least left pad
+    and hi = n_prompt + its longest completion: columns that are padding in every row of the
+    chunk are not computed, and sorting by length makes those most of a short chunk's. A row's
     numbers do not change, but for float rounding (positions restart after each row's own pad,
-    model.hidden). real (N, T) bool: generated tokens, a prefix of each row; pad (N,).
+    model.hidden), and the loss is a sum over rows. real (N, T) bool: generated tokens, a
+    prefix of each row; pad (N,).
     micro_batches(real=[[1,1,0],[1,0,0],[1,1,1]], pad=[2,1,0], n_prompt=4, size=2)
-      -> [(slice(0, 2), 1, 6), (slice(2, 3), 0, 7)]"""
-    N = real.shape[0]
-    size = size or N
+      -> [([1, 0], 1, 6), ([2], 0, 7)]        (lengths 2, 1, 3: row 1 is the shortest)"""
+    lengths = real.sum(1)                                            # (N,)
+    order = lengths.argsort(stable=True) if size else torch.arange(len(lengths))
     chunks = []
-    for start in range(0, N, size):
-        rows = slice(start, min(start + size, N))
-        longest = int(real[rows].sum(1).max())                       # one host read per chunk
+    for rows in order.to(real.device).split(size or len(order)):
+        longest = int(lengths[rows].max())                           # one host read per chunk
         chunks.append((rows, int(pad[rows].min()), n_prompt + max(longest, 1)))
     return chunks
 

@@ -67,6 +67,16 @@ class KVCache:
         self.v = [t.repeat_interleave(n, dim=0) for t in self.v]
         return self
 
+    def keep(self, rows: torch.Tensor) -> "KVCache":
+        """Keep only `rows` (an index tensor), in that order, in place: the rows that are still
+        decoding. Only the filled prefix [0, length) is copied."""
+        def select(t):
+            out = t.new_zeros((len(rows), *t.shape[1:]))            # (n, H, L, d)
+            out[:, :, :self.length] = t[rows, :, :self.length]
+            return out
+        self.k, self.v = [select(t) for t in self.k], [select(t) for t in self.v]
+        return self
+
 
 # ---------------------------------------------------------------------------------------------
 # Sampling
@@ -93,7 +103,8 @@ class Rollout:
         return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
 
 
-def _sample(logits, temperature: float, top_k, generator, shard: tuple[int, int] = (0, 1)):
+def _sample(logits, temperature: float, top_k, generator, shard: tuple[int, int] = (0, 1),
+            rows=None, n_rows: int | None = None):
     """Next ids (N,) from logits (N, V): argmax at temperature 0, else softmax(logits / temp).
 
     Sampling is the exponential race: with E_i ~ Exp(1), argmax_i p_i / E_i is i with probability
@@ -109,10 +120,13 @@ def _sample(logits, temperature: float, top_k, generator, shard: tuple[int, int]
         logits = logits.masked_fill(logits < kth, float("-inf"))  # (N, V) keep the top k
     probs = F.softmax(logits, dim=-1)  # (N, V)
     rank, world = shard
-    N, V = probs.shape
+    n, V = probs.shape
+    N = n if rows is None else n_rows
     noise = torch.empty(world * N, V, device=probs.device, dtype=probs.dtype)
     noise = noise.exponential_(1, generator=generator)[rank * N:(rank + 1) * N]  # (N, V) E ~ Exp(1)
-    return (probs / noise).argmax(dim=-1)  # (N,)
+    if rows is not None:
+        noise = noise[rows]  # (n, V) the rows still decoding
+    return (probs / noise).argmax(dim=-1)  # (n,)
 
 
 @torch.no_grad()
@@ -121,7 +135,8 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
              stop_ids: Sequence[int] = (), pad_id: int = 0,
              generator: torch.Generator | None = None, use_cache: bool = True,
              shard: tuple[int, int] = (0, 1),
-             all_stopped: Callable[[torch.Tensor], bool] | None = None) -> Rollout:
+             all_stopped: Callable[[torch.Tensor], bool] | None = None,
+             compact: bool = True) -> Rollout:
     """Sample num_samples (G) completions for each of the B prompts; see `Rollout` for the layout.
 
     Rows stop independently at their first id in stop_ids (which is kept); the loop ends as soon
@@ -141,6 +156,11 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
     tokens it would get in one process. all_stopped(done) -> bool, given the (N,) stopped flags,
     says when decoding may end: by default when every row here has stopped; data-parallel GRPO
     passes one that waits for every rank's rows (dist.all_true), so the ranks step together.
+    compact: stop computing finished rows. Whenever an eighth of the rows still decoded have
+    stopped, they leave the batch and the cache (KVCache.keep); each row's numbers are the same
+    but for float rounding, and its sampling noise is the same (see `_sample`). Completions of
+    unequal length make most of a rollout's rows short, so most of the late forwards were
+    spent on rows that only emit pad_id. compact=False keeps the shapes fixed.
     """
     if not prompts or not all(len(p) > 0 for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty token lists")
@@ -170,21 +190,28 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
         logprobs = torch.zeros(N, max_new_tokens, dtype=torch.float32, device=device)
         mask = torch.zeros(N, max_new_tokens, dtype=torch.bool, device=device)
         done = torch.zeros(N, dtype=torch.bool, device=device)  # (N,) row has emitted a stop id
+        rows, row_pad = torch.arange(N, device=device), pad  # (n,) the rows still decoded
         for t in range(max_new_tokens):
             if not use_cache:  # reference path: full forward over prompt + everything so far
                 logits = model(seq, pad_len=pad)[0][:, -1]  # (N, V)
-            nxt = _sample(logits, temperature, top_k, generator, shard)  # (N,)
+            nxt = _sample(logits, temperature, top_k, generator, shard, rows, N)  # (n,)
             z = logits.float() / temperature if temperature not in (0, 1) else logits.float()
-            lp = F.log_softmax(z, dim=-1).gather(-1, nxt[:, None])[:, 0]  # (N,) log π_T(o_t)
-            alive = ~done  # (N,)
-            nxt = torch.where(alive, nxt, pad_id)  # (N,) finished rows only emit pad_id
-            tokens[:, t], logprobs[:, t], mask[:, t] = nxt, torch.where(alive, lp, 0.0), alive
-            done = done | (alive & torch.isin(nxt, stop))  # (N,)
+            lp = F.log_softmax(z, dim=-1).gather(-1, nxt[:, None])[:, 0]  # (n,) log π_T(o_t)
+            alive = ~done[rows]  # (n,)
+            nxt = torch.where(alive, nxt, pad_id)  # (n,) finished rows only emit pad_id
+            tokens[rows, t], logprobs[rows, t] = nxt, torch.where(alive, lp, 0.0)
+            mask[rows, t] = alive
+            done[rows] = ~alive | torch.isin(nxt, stop)  # (N,)
             T_new = t + 1
-            if T_new == max_new_tokens or (all_stopped(done) if all_stopped else bool(done.all())):
-                break  # the one read of the device per token
-            if use_cache:  # one new position for every row, shapes unchanged
-                logits = model(nxt[:, None], pad_len=pad, kv_cache=cache)[0][:, -1]  # (N, V)
+            n_done = int(done[rows].sum())  # the one read of the device per token
+            if T_new == max_new_tokens or (all_stopped(done) if all_stopped else n_done == len(rows)):
+                break
+            if use_cache and compact and n_done >= max(1, len(rows) // 8):  # stop decoding them
+                live = done[rows].int().argsort(stable=True)[:len(rows) - n_done]  # (n',) no read
+                rows, row_pad, nxt = rows[live], row_pad[live], nxt[live]
+                cache.keep(live)
+            if use_cache:  # one new position for every row still decoded
+                logits = model(nxt[:, None], pad_len=row_pad, kv_cache=cache)[0][:, -1]  # (n, V)
             else:
                 seq = torch.cat([seq, nxt[:, None]], dim=1)  # (N, Tp + t + 1)
     finally:

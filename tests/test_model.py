@@ -437,3 +437,27 @@ def test_decoding_reads_the_device_once_per_token(monkeypatch):
                  generator=torch.Generator().manual_seed(0))
     n_tokens = r.tokens.shape[1]
     assert n_tokens >= 2 and len(reads) <= n_tokens, reads
+
+
+def test_finished_rows_leave_the_batch_without_changing_any_row():
+    """With compaction (the default) rows that have stopped stop being computed; every row's
+    tokens are the ones it gets when all rows are decoded to the end, its log-probs the same
+    to rounding, and the rows did stop at different times (so rows did leave the batch)."""
+    m = tiny(block_size=64)
+    kw = dict(num_samples=8, max_new_tokens=40, stop_ids=[1, 2, 3, 4, 5, 6], pad_id=0)
+    full = generate(m, [[7, 8, 9], [10, 11, 12, 13, 14]], compact=False,
+                    generator=torch.Generator().manual_seed(2), **kw)
+    lean = generate(m, [[7, 8, 9], [10, 11, 12, 13, 14]],
+                    generator=torch.Generator().manual_seed(2), **kw)
+    assert len(set(full.lengths.tolist())) >= 4 and (full.lengths < full.tokens.shape[1]).sum() > 2
+    assert torch.equal(full.tokens, lean.tokens) and torch.equal(full.mask, lean.mask)
+    assert torch.allclose(full.logprobs, lean.logprobs, atol=1e-5)
+
+
+def test_a_cache_keeps_the_rows_asked_for():
+    cache = KVCache(tiny().cfg, 3)
+    for layer in range(2):
+        cache.k[layer][:, :, :2] = torch.arange(3.0)[:, None, None, None]
+    cache.length = 2
+    cache.keep(torch.tensor([2, 0]))
+    assert cache.k[0].shape[0] == 2 and cache.k[1][:, 0, 0, 0].tolist() == [2.0, 0.0]
