@@ -7,8 +7,7 @@ runs on, measured in the same run.
     python bench.py --quick              # seconds: tiny sizes, 1-2 repeats. A smoke test, NOT
                                          # figures to report
     python bench.py --out /tmp/b.json --repeats 7
-    python bench.py --trl_work           # only TRL's benchmark work through our grpo_step
-                                         # (bench_trl.py), to time beside the peer's trainer
+    python bench.py --trl_work           # TRL's benchmark work through grpo_step: bench_trl.py
 
 What it measures, in this order (a table on stdout, everything in bench.json):
   1. the machine: a large fp32 and bf16 matmul (FLOP/s) and a large tensor copy (bytes read +
@@ -24,8 +23,9 @@ What it measures, in this order (a table on stdout, everything in bench.json):
      (decode, reward.Reward with a random PreferenceModel of the scratch size: every term, the
      blend, the watched gold and proxy, advantages; scored on teacher-written completions,
      since a random policy never writes an answer the preference model would read) and train
-     (token_logprobs, policy_loss, backward, clip, AdamW), its peak memory, and how the train
-     step's memory grows with B*G;
+     (token_logprobs, policy_loss, backward, clip, AdamW, in micro-batches of the preset's
+     --rl_micro_batch rows), its peak memory, and how the memory of an update of all B*G rows
+     in one backward grows with B*G;
   5. with CUDA, all of it again at the gpu preset under the "gpu" key, plus bf16 autocast and
      torch.compile on/off for the pretraining step.
 The top-level figures are the cpu preset on this run's device (the smoke preset with --quick).
@@ -114,7 +114,6 @@ def bench_pretrain(model, x, y, pad: int, pcfg: PretrainConfig, device: str, cfg
     opt = make_optimizer(model, pcfg, fused=cuda)
     ctx = torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast)
     fwd = torch.compile(model) if compiled else model
-
     guard = SkipNonFinite("bench", limit=1)        # a non-finite step stops the benchmark
 
     def step():
@@ -138,8 +137,7 @@ def nocache_seconds(model, prompts, G: int, max_new: int, pad: int, device: str,
     the warm-up). stride k: step t of that call is one forward pass over the prompt plus t tokens,
     so we run that step alone (generate with max_new_tokens=1 on prompts longer by t tokens) at
     the middle t of every block of k steps and count it k times: a midpoint sum of a smooth,
-    growing cost, k times cheaper. At the smoke sizes strides 1 and 4 agreed within run-to-run
-    noise (about 15% on a busy 2-core machine); the KV path is always timed whole.
+    growing cost, k times cheaper. The KV path is always timed whole.
     """
     gen = torch.Generator(device=device).manual_seed(seed)
     if stride == 1:
@@ -227,13 +225,14 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
                          "rollout_fraction": rollout_s / (rollout_s + reward_s + train_s),
                          "peak_mem_bytes": peak, "peak_mem_kind": mem.kind}
 
-    # ---- memory of the update at growing B*G, same T (rows of the last rollout, A = 1)
-    scaling = []
+    # ---- memory of the update at growing B*G, same T (rows of the last rollout, A = 1), all
+    # rows in one backward: what --rl_micro_batch divides (the step above used the preset's)
+    scaling, whole = [], dataclasses.replace(gcfg, rl_micro_batch=0)
     for n in (N // 4, N // 2, N):                        # B*G >= 16 in every preset
         mask = roll.mask[:n]
         with PeakMemory(device) as mem, SavedBytes(policy) as saved:
             update(policy, opt, ids[:n], pad[:n], n_prompt, roll.logprobs[:n],
-                   torch.ones(n, device=device), mask, mask, gcfg, guard=guard, step=0,
+                   torch.ones(n, device=device), mask, mask, whole, guard=guard, step=0,
                    lr=gcfg.rl_lr, max_len=max_new, n_tokens=mask.sum(), n_seqs=n, n_rows=n)
         scaling.append({"bgt": n * T, "peak_mem_bytes": mem.bytes, "activation_bytes": saved.bytes})
     grpo_step_figures["activation_bytes"] = scaling[-1]["activation_bytes"]
