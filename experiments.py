@@ -38,27 +38,57 @@ import numpy as np
 from tqdm import tqdm
 
 import config
+import overopt
 import train
 from checkpoint import write_json, write_text
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
 
-# name -> (what it asks, base overrides, {arm: overrides})
+
+@dataclass(frozen=True)
+class Experiment:
+    """One question: the train.py overrides its arms share, what each arm changes, and the
+    grpo_log.jsonl keys its plot shows over steps; bon > 0: also best-of-n up to n = bon on
+    each seed's pretrained policy against its preference model (overopt.py)."""
+    question: str
+    base: dict
+    arms: dict
+    curves: tuple = ("accuracy", "gold", "proxy", "kl_k1_seq")
+    bon: int = 0
+
+
 EXPERIMENTS = {
-    "reward": ("Where the reward comes from: the verifier, the blend, the preference model alone",
-               {}, {"verifier": dict(w_pref=0.0),
-                    "blend_0.1": dict(w_pref=0.1),
-                    "blend_0.3": dict(w_pref=0.3),
-                    "blend_1": dict(w_pref=1.0),
-                    "pref_answer": ALONE,
-                    "pref_response": dict(ALONE, pref_scope="response")}),
+    # the README's headline table
+    "reward": Experiment(
+        "Where the reward comes from: the verifier, the blend, the preference model alone", {},
+        {"verifier": dict(w_pref=0.0),
+         "blend_0.1": dict(w_pref=0.1),
+         "blend_0.3": dict(w_pref=0.3),
+         "blend_1": dict(w_pref=1.0),
+         "pref_answer": ALONE,
+         "pref_response": dict(ALONE, pref_scope="response")}),
+    # Dr. GRPO (arXiv 2503.20783) Fig. 1, DAPO (arXiv 2503.14476): who makes wrong answers long
+    "loss": Experiment(
+        "The loss: GRPO's z-score and per-sequence mean, Dr. GRPO's constant, DAPO's tokens",
+        dict(w_pref=0.0),
+        {"grpo": dict(advantage="grpo", loss_agg="seq"),
+         "drgrpo": dict(advantage="drgrpo", loss_agg="constant"),
+         "dapo": dict(advantage="grpo", loss_agg="token")},
+        curves=("accuracy", "len_right", "len_wrong", "entropy")),
+    # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted
+    "overopt": Experiment(
+        "Over-optimising the preference model: gold against √KL, best-of-n and GRPO at 3 β",
+        dict(ALONE), {"beta_0": dict(kl_beta=0.0),
+                      "beta_0.01": dict(kl_beta=0.01),
+                      "beta_0.1": dict(kl_beta=0.1)},
+        curves=("gold", "proxy", "kl_k1_seq", "accuracy"), bon=64),
 }
+BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 QUICK = dict(preset="smoke", rl_steps=3)      # --quick: tiny sizes, seconds a run
 # the final figures of an arm, read from its report.json (held-out, the RL model, in distribution)
 FINAL = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "gold_score", "pref_score",
          "wrong_unit_rate", "misconception_rate", "mean_length")
-CURVES = ("accuracy", "gold", "proxy", "kl_k1_seq")  # plotted per step, mean over seeds
 
 
 @dataclass
@@ -103,20 +133,27 @@ def flags_of(configs: list, **extra) -> tuple[tuple[str, str], ...]:
     return tuple((k, str(v)) for k, v in sorted(pairs.items()))
 
 
+def arm_configs(name: str, arm: str, quick: bool) -> list:
+    """The train.py configs of one arm: the cpu preset (smoke with --quick), the experiment's
+    base, then the arm's own overrides."""
+    exp = EXPERIMENTS[name]
+    overrides = {**exp.base, **exp.arms[arm], **(QUICK if quick else {})}
+    return train.preset_configs(overrides.get("preset", "cpu"), overrides)
+
+
 def plan(name: str, cfg: ExperimentConfig) -> tuple[list[Run], list[Run], list[tuple]]:
     """The pretraining runs, the preference-model runs and the (arm, seed, Run) of `name`."""
-    _, base, arms = EXPERIMENTS[name]
+    arms = EXPERIMENTS[name].arms
     chosen = cfg.arms.split(",") if cfg.arms else list(arms)
     unknown = [a for a in chosen if a not in arms]
     if unknown:
         raise config.ConfigError(f"{name} has no arm {unknown[0]!r} (arms: {', '.join(arms)})")
     arms = {a: arms[a] for a in chosen}
     pre, rms, arm_runs = {}, {}, []
-    for arm, change in arms.items():
+    for arm in arms:
         for s in range(cfg.seeds):
             seed = 1337 + s
-            overrides = {**base, **change, **(QUICK if cfg.quick else {})}
-            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = train.preset_configs(overrides.get("preset", "cpu"), overrides)
+            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = arm_configs(name, arm, cfg.quick)
             made = [task, gpt, pcfg]                         # what makes the pretrained model
             k_pre = key(config.as_dict(made), run.preset, seed)
             d_pre = os.path.join(cfg.out, "cache", f"pretrain-{k_pre}")
@@ -191,33 +228,34 @@ def mean_std(xs: list[float]) -> str:
 
 
 def markdown(name: str, results: dict, seeds: int) -> str:
-    """results.md: one row per arm, mean ± std over seeds of the final figures, and the last 10
-    steps' proxy and KL."""
-    question, _, _ = EXPERIMENTS[name]
-    cols = list(FINAL) + ["proxy (last 10)", "kl_k1_seq (last 10)"]
-    lines = [f"# {name}: {question}", "", f"{seeds} seed(s); held-out in-distribution figures "
-             f"of the RL model.", "", "| arm | " + " | ".join(cols) + " |",
+    """results.md: one row per arm, mean ± std over seeds of the final figures, and of the mean
+    over the last 10 GRPO steps of each of the experiment's curves."""
+    exp = EXPERIMENTS[name]
+    cols = list(FINAL) + [f"{k} (last 10)" for k in exp.curves]
+    lines = [f"# {name}: {exp.question}", "", f"{seeds} seed(s); held-out in-distribution "
+             f"figures of the RL model.", "", "| arm | " + " | ".join(cols) + " |",
              "|---|" + "---|" * len(cols)]
     for arm, by_seed in results.items():
         runs = list(by_seed.values())
         cells = [mean_std([r["final"][k] for r in runs]) for k in FINAL]
-        for k in ("proxy", "kl_k1_seq"):
-            cells.append(mean_std([float(np.nanmean(r["curves"][k][-10:])) for r in runs]))
+        for k in exp.curves:
+            cells.append(mean_std([float(np.nanmean(np.array(r["curves"][k][-10:], dtype=float)))
+                                   for r in runs]))
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict, path: str) -> bool:
-    """curves.png: each of CURVES over steps, one line per arm (mean over seeds, 10-step moving
-    average). False when matplotlib is not installed."""
+def plot(results: dict, curves: tuple, path: str) -> bool:
+    """curves.png: each of `curves` over steps, one line per arm (mean over seeds, 10-step
+    moving average). False when matplotlib is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2))
-    for ax, k in zip(axes, CURVES):
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2))
+    for ax, k in zip(axes, curves):
         for arm, by_seed in results.items():
             ys = np.nanmean(np.array([r["curves"][k] for r in by_seed.values()], dtype=float), 0)
             smooth = np.convolve(ys, np.ones(10) / 10, mode="valid") if len(ys) >= 10 else ys
@@ -254,14 +292,26 @@ def main(argv: list[str]) -> None:
             for _ in pool.map(lambda r: execute(r, threads), phase):
                 bar.update()
     bar.close()
-    results = collect(arm_runs)
+    results, exp, bon = collect(arm_runs), EXPERIMENTS[name], {}
     folder = os.path.join(cfg.out, name)
+    if exp.bon:                                      # in this process, once per seed
+        n_max, n_prompts = QUICK_BON if cfg.quick else (exp.bon, BON_PROMPTS)
+        for arm, seed, run in arm_runs:              # every arm shares the seed's inputs
+            if str(seed) not in bon:
+                inputs = dict(run.inputs)
+                bon[str(seed)] = overopt.best_of_n_run(
+                    os.path.join(folder, "bon", f"seed{seed}"), inputs["pretrain.pt"],
+                    inputs["reward.pt"], arm_configs(name, arm, cfg.quick), n_max, n_prompts,
+                    seed)
     write_json(os.path.join(folder, "results.json"), {"experiment": name, "seeds": cfg.seeds,
-                                                      "quick": cfg.quick, "arms": results})
+                                                      "quick": cfg.quick, "arms": results,
+                                                      **({"bon": bon} if bon else {})})
     table = markdown(name, results, cfg.seeds)
+    if bon:
+        table += "\n" + overopt.markdown(bon, results, mean_std)
     write_text(os.path.join(folder, "results.md"), table)
     print(table)
-    if plot(results, os.path.join(folder, "curves.png")):
+    if plot(results, EXPERIMENTS[name].curves, os.path.join(folder, "curves.png")):
         print(f"plots: {os.path.join(folder, 'curves.png')}")
     else:
         print('no plots: matplotlib is not installed (pip install -e ".[plot]")')

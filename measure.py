@@ -112,8 +112,11 @@ def _maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def _malloc_trim() -> None:
-    """glibc's malloc_trim(0): return the free heap to the OS, so RSS growth sees reuse."""
+def release_free_memory() -> None:
+    """glibc's malloc_trim(0): hand the heap's free pages back to the OS. glibc keeps freed
+    memory for reuse, and memory a stage has freed in blocks of other sizes is often not
+    reused by the next one, so without this the resident set of a run of several stages grows
+    stage by stage; PeakMemory calls it so that its growth sees reuse. A no-op elsewhere."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -135,7 +138,7 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated(self.device)
             return self
         try:
-            _malloc_trim()                                # hand freed heap pages back first,
+            release_free_memory()                         # hand freed heap pages back first,
             with open("/proc/self/clear_refs", "w") as f:  # or the step reuses them unseen
                 f.write("5")                              # "5": VmHWM := current VmRSS
             self.kind, self.base = "cpu peak RSS (VmHWM)", _proc_bytes("VmRSS")

@@ -56,6 +56,7 @@ from evaluate import evaluate
 from grpo import GRPOConfig
 from grpo_loop import train_grpo
 from guard import NonFiniteError
+from measure import release_free_memory
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
 from preference import PreferenceConfig, eval_scorers, load_reward_model
@@ -326,6 +327,7 @@ def main(argv: list[str]) -> None:
             progress["done"].append(stage)
             write_json(progress_path, progress)
             clear_state(out, stage)
+        release_free_memory()              # or the next stage's peak sits on this one's
         dist.barrier()
     if rank == 0:
         times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
