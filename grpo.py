@@ -76,7 +76,7 @@ class GRPOConfig:
     truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
     rl_temperature: float = 1.0  # rollouts sample softmax(z / T); the loss uses the same π_T
     rl_grad_clip: float = 1.0   # max gradient norm, > 0 (inf: no clipping)
-    rl_micro_batch: int = 32    # rows per forward + backward of the update: the gradient of the
+    rl_micro_batch: int = 16    # rows per forward + backward of the update: the gradient of the
                                 # B*G rows is accumulated over chunks of this many (the same
                                 # step in less memory); 0 = all rows at once
     rl_eval_every: int = 25     # quick held-out greedy accuracy every N steps

@@ -26,7 +26,8 @@ from model import GPT, GPTConfig
 # KV cache
 
 class KVCache:
-    """Preallocated keys and values per layer, each (B, H, L, d) with L = block_size.
+    """Preallocated keys and values per layer, each (B, H, L, d) with L = max_len, by default
+    block_size (`generate` asks for the prompt plus max_new_tokens, no more).
 
     The buffers never change shape: step t writes its keys at position `length`. With
     static=True attention reads the whole buffer (`attention_mask` hides unwritten slots and
@@ -40,13 +41,16 @@ class KVCache:
     """
 
     def __init__(self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32,
-                 static: bool = False):
-        shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+                 static: bool = False, max_len: int | None = None):
+        max_len = max_len or cfg.block_size
+        if max_len > cfg.block_size:
+            raise ValueError(f"a cache of {max_len} positions exceeds block_size {cfg.block_size}")
+        shape = (batch_size, cfg.n_head, max_len, cfg.n_embd // cfg.n_head)
         self.static = static
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.length = 0  # positions written so far (same for every row: rows are left-padded)
-        self.max_len = cfg.block_size  # L, the buffer length
+        self.max_len = max_len  # L, the buffer length
 
     def key_length(self, T: int) -> int:
         """How many key positions a step of T new tokens attends over: L, or the filled prefix."""
@@ -62,19 +66,21 @@ class KVCache:
         return self.k[layer][:, :, :Tk], self.v[layer][:, :, :Tk]
 
     def expand(self, n: int) -> "KVCache":
-        """Repeat every row n times in place: row i becomes rows i*n .. i*n + n - 1."""
-        self.k = [t.repeat_interleave(n, dim=0) for t in self.k]
-        self.v = [t.repeat_interleave(n, dim=0) for t in self.v]
+        """Repeat every row n times in place: row i becomes rows i*n .. i*n + n - 1. One buffer
+        at a time, so that only one old buffer is alive beside the new ones."""
+        for buffers in (self.k, self.v):
+            for i, t in enumerate(buffers):
+                buffers[i] = t.repeat_interleave(n, dim=0)  # (B * n, H, L, d)
         return self
 
     def keep(self, rows: torch.Tensor) -> "KVCache":
         """Keep only `rows` (an index tensor), in that order, in place: the rows that are still
-        decoding. Only the filled prefix [0, length) is copied."""
-        def select(t):
-            out = t.new_zeros((len(rows), *t.shape[1:]))            # (n, H, L, d)
-            out[:, :, :self.length] = t[rows, :, :self.length]
-            return out
-        self.k, self.v = [select(t) for t in self.k], [select(t) for t in self.v]
+        decoding. Only the filled prefix [0, length) is copied, one buffer at a time."""
+        for buffers in (self.k, self.v):
+            for i, t in enumerate(buffers):
+                buffers[i] = t.new_zeros((len(rows), *t.shape[1:]))  # (n, H, L, d)
+                buffers[i][:, :, :self.length] = t[rows, :, :self.length]
+                del t
         return self
 
 
@@ -180,7 +186,8 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
     model.eval()
     try:
         if use_cache:  # encode each prompt once, then share its cache among its G samples
-            cache = KVCache(model.cfg, B, device=device, dtype=param.dtype)
+            cache = KVCache(model.cfg, B, device=device, dtype=param.dtype,
+                            max_len=Tp + max_new_tokens)
             logits = model(prompt, pad_len=pad, kv_cache=cache)[0][:, -1]  # (B, V)
             cache.expand(G)
             logits = logits.repeat_interleave(G, dim=0)  # (N, V)

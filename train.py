@@ -76,6 +76,7 @@ class RunConfig:
     device: str = ""            # cpu | cuda | cuda:N; empty = cuda when available
     seed: int = 1337            # model init, batch order and sampling
     eval_k: int = 4             # samples per held-out prompt for pass@1 / pass@k
+    eval_batch: int = 32        # held-out prompts per sampling call (x eval_k rows): memory
     max_new_tokens: int = 192   # completion budget at evaluation and in RL
     max_bad_steps: int = 5      # non-finite updates in a row (each skipped) that stop a stage
 
@@ -85,8 +86,9 @@ class RunConfig:
         bad = [s for s in self.stages.split(",") if s not in STAGES]
         if bad:
             raise ValueError(f"--stages: unknown stage {bad[0]!r} (stages: {', '.join(STAGES)})")
-        if self.eval_k < 1 or self.max_new_tokens < 1 or self.max_bad_steps < 1:
-            raise ValueError("--eval_k, --max_new_tokens and --max_bad_steps must be >= 1")
+        if min(self.eval_k, self.eval_batch, self.max_new_tokens, self.max_bad_steps) < 1:
+            raise ValueError("--eval_k, --eval_batch, --max_new_tokens and --max_bad_steps "
+                             "must be >= 1")
 
 
 # Each preset is a set of overrides on the defaults above (which are the cpu preset).
@@ -149,7 +151,8 @@ def evaluate_stage(run: RunConfig, prefcfg: PreferenceConfig, out: str, device: 
             if split not in results.get(name, {}):
                 results.setdefault(name, {})[split] = evaluate(
                     model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
-                    seed=run.seed, desc=f"eval {name}/{split}", scorers=scorers)
+                    batch_size=run.eval_batch, seed=run.seed, desc=f"eval {name}/{split}",
+                    scorers=scorers)
                 save_state(out, "eval", {"results": results,
                                          "elapsed": state["elapsed"] + time.time() - t0})
             print(f"eval {name}/{split} | " + " | ".join(
