@@ -85,7 +85,11 @@ EXPERIMENTS = {
         curves=("gold", "proxy", "kl_k1_seq", "accuracy"), bon=64),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
-QUICK = dict(preset="smoke", rl_steps=3)      # --quick: tiny sizes, seconds a run
+# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
+# its prompts per RL step and half its held-out problems, so that 3 seeds x 3 arms take about
+# half an hour on 2 cores; --quick: tiny sizes, seconds a run
+SIZES = dict(prompts_per_step=8, n_eval=100)
+QUICK = dict(preset="smoke", rl_steps=3)
 # the final figures of an arm, read from its report.json (held-out, the RL model, in distribution)
 FINAL = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "gold_score", "pref_score",
          "wrong_unit_rate", "misconception_rate", "mean_length")
@@ -134,10 +138,11 @@ def flags_of(configs: list, **extra) -> tuple[tuple[str, str], ...]:
 
 
 def arm_configs(name: str, arm: str, quick: bool) -> list:
-    """The train.py configs of one arm: the cpu preset (smoke with --quick), the experiment's
-    base, then the arm's own overrides."""
+    """The train.py configs of one arm: the cpu preset at SIZES, the experiment's base, then
+    the arm's own overrides; with --quick the smoke preset and QUICK on top of them."""
     exp = EXPERIMENTS[name]
-    overrides = {**exp.base, **exp.arms[arm], **(QUICK if quick else {})}
+    overrides = {**({} if quick else SIZES), **exp.base, **exp.arms[arm],
+                 **(QUICK if quick else {})}
     return train.preset_configs(overrides.get("preset", "cpu"), overrides)
 
 

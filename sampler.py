@@ -210,10 +210,13 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
             mask[rows, t] = alive
             done[rows] = ~alive | torch.isin(nxt, stop)  # (N,)
             T_new = t + 1
-            n_done = int(done[rows].sum())  # the one read of the device per token
-            if T_new == max_new_tokens or (all_stopped(done) if all_stopped else n_done == len(rows)):
+            n_done = int(done[rows].sum())  # the one read of the device per token (+ all_stopped's)
+            finished = all_stopped(done) if all_stopped else n_done == len(rows)
+            if T_new == max_new_tokens or finished:
                 break
-            if use_cache and compact and n_done >= max(1, len(rows) // 8):  # stop decoding them
+            # rows stop being decoded an eighth at a time; under torchrun a rank whose rows have
+            # all stopped keeps decoding them while other ranks finish (never an empty batch)
+            if use_cache and compact and max(1, len(rows) // 8) <= n_done < len(rows):
                 live = done[rows].int().argsort(stable=True)[:len(rows) - n_done]  # (n',) no read
                 rows, row_pad, nxt = rows[live], row_pad[live], nxt[live]
                 cache.keep(live)

@@ -1,5 +1,6 @@
 """experiments.py: the plan of runs and its caches, the statistics by hand, and one quick run of
-two arms end to end (then again: nothing is run twice)."""
+two arms of `overopt` end to end, best-of-n and the fits included (then again: nothing is run
+twice)."""
 
 import json
 import os
@@ -37,6 +38,21 @@ def test_the_plan_shares_pretraining_and_preference_models():
         experiments.plan("reward", experiments.ExperimentConfig(arms="verifier,nope"))
 
 
+def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
+    """Every experiment's configs pass their checks; the loss arms set DeepSeekMath's, Dr.
+    GRPO's and DAPO's advantage and aggregation; the experiments share one pretraining."""
+    cfg = experiments.ExperimentConfig(seeds=1, out="o")
+    plans = {name: experiments.plan(name, cfg) for name in experiments.EXPERIMENTS}
+    flags = {arm: dict(run.flags) for arm, _, run in plans["loss"][2]}
+    assert {a: (f["advantage"], f["loss_agg"], f["w_pref"]) for a, f in flags.items()} == {
+        "grpo": ("grpo", "seq", "0.0"), "drgrpo": ("drgrpo", "constant", "0.0"),
+        "dapo": ("grpo", "token", "0.0")}
+    assert flags["grpo"]["prompts_per_step"] == "8" and flags["grpo"]["rl_steps"] == "100"
+    assert len({pre.out for p in plans.values() for pre in p[0]}) == 1
+    betas = {arm: dict(run.flags)["kl_beta"] for arm, _, run in plans["overopt"][2]}
+    assert betas == {"beta_0": "0.0", "beta_0.01": "0.01", "beta_0.1": "0.1"}
+
+
 def test_mean_and_std_by_hand():
     assert experiments.mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000"      # sample std, n - 1
     assert experiments.mean_std([0.25]) == "0.250"
@@ -44,19 +60,23 @@ def test_mean_and_std_by_hand():
 
 def test_a_quick_experiment_runs_and_continues_without_running_again(tmp_path):
     out = tmp_path / "exp"
-    cmd = [sys.executable, "experiments.py", "reward", "--quick", "--arms",
-           "verifier,pref_answer", "--jobs", "2", "--out", str(out)]
+    cmd = [sys.executable, "experiments.py", "overopt", "--quick", "--arms",
+           "beta_0,beta_0.1", "--jobs", "2", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    results = json.load(open(out / "reward" / "results.json"))
-    assert set(results["arms"]) == {"verifier", "pref_answer"}
-    run = results["arms"]["pref_answer"]["1337"]
+    results = json.load(open(out / "overopt" / "results.json"))
+    assert set(results["arms"]) == {"beta_0", "beta_0.1"}
+    run = results["arms"]["beta_0.1"]["1337"]
     assert len(run["curves"]["gold"]) == 3 and "accuracy_correctness" in run["reward_model"]
-    table = (out / "reward" / "results.md").read_text()
-    assert "| verifier |" in table and "| pref_answer |" in table
+    bon = results["bon"]["1337"]                      # --quick: n = 1, 2, 4, 8 on 4 prompts
+    assert [r["n"] for r in bon] == [1, 2, 4, 8] and bon[0]["kl"] == 0.0
+    table = (out / "overopt" / "results.md").read_text()
+    assert "| beta_0 |" in table and "| beta_0.1 |" in table
+    assert "| best-of-n: d (α - β d) |" in table and "| GRPO beta_0.1: d (α - β log d) |" in table
     logs = sorted(out.glob("**/train.log"))
     assert len(logs) == 4                             # 1 pretraining, 1 preference model, 2 arms
-    before = [p.stat().st_mtime_ns for p in logs]
+    before = [p.stat().st_mtime_ns for p in logs + [out / "overopt/bon/seed1337/bon.json"]]
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert [p.stat().st_mtime_ns for p in logs] == before    # finished runs are not run again
+    after = [p.stat().st_mtime_ns for p in logs + [out / "overopt/bon/seed1337/bon.json"]]
+    assert after == before                            # finished runs are not run again
