@@ -4,11 +4,12 @@ the one sampler shared by pretraining's quick evaluation, GRPO rollouts and eval
 
 What it is: `generate` draws G completions for each of B left-padded prompts with ONE prefill
 per prompt (its cache then copied to its G samples) plus one single-token forward per new token,
-stops each row at its own stop token, and returns a `Rollout`: the tokens, the log-probability
-of each under the distribution it was drawn from, and which positions are real.
+stops each row at its own stop token (finished rows leave the batch and the cache, an eighth at
+a time), and returns a `Rollout`: the tokens, the log-probability of each under the
+distribution it was drawn from, and which positions are real.
 
 What it deliberately is not: no beam search, no top-p, no speculative decoding, no CUDA graphs
-(the cache keeps static shapes so that they could be added).
+(with compact=False and a static cache every step has the same shapes, so they could be added).
 
 Reading path: KVCache -> Rollout -> _sample -> generate.
 """
@@ -153,7 +154,7 @@ def generate(model: GPT, prompts: list[list[int]], *, num_samples: int = 1,
     logprobs are log_softmax(logits / temperature) of each sampled token (of the untempered
     logits at temperature 0): the distribution the row was drawn from, so that GRPO's update is
     the policy gradient of what was sampled, and the quantity the trainer recomputes with a
-    teacher-forced forward at the same temperature (grpo.token_logprobs), so the two can be
+    teacher-forced forward at the same temperature (logprobs.token_logprobs), so the two can be
     compared. top_k's filtering is not in it: with top_k it is not the sampler's probability.
     pad_id must be a valid token id: pad positions are fed to the model (and masked out).
     use_cache=False recomputes the whole sequence every step (the slow reference path).

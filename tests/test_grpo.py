@@ -9,8 +9,9 @@ import torch
 
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, micro_batches,
-                  policy_loss, rl_lr_at, token_logprobs, update, zero_variance_groups)
+from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
+                  rl_lr_at, update, zero_variance_groups)
+from logprobs import micro_batches, token_logprobs
 from guard import SkipNonFinite
 from grpo_loop import ranking_agreement, train_grpo
 from model import GPT, GPTConfig

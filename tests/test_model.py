@@ -361,7 +361,7 @@ def test_logprobs_are_tempered_and_top_k_filters():
     logits = m(ids, pad_len=pad)[0][:, 4:-1]  # (N, T_new, V)
     teacher = F.log_softmax(logits / 0.7, -1).gather(-1, r.tokens[..., None])[..., 0]  # (N, T_new)
     torch.testing.assert_close(r.logprobs, teacher, rtol=0, atol=1e-5)  # log softmax(z / 0.7),
-    # before the top-k filter: the distribution GRPO trains (grpo.token_logprobs, temperature)
+    # before the top-k filter: the distribution GRPO trains (logprobs.token_logprobs, temperature)
     top5 = logits.topk(5, dim=-1).indices  # (N, T_new, 5)
     assert (top5 == r.tokens[..., None]).any(-1).all()  # every sampled id was in the top 5
 
