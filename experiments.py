@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 import config
 import overopt
+import passk
 import train
 from checkpoint import write_json, write_text
 
@@ -50,12 +51,15 @@ ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the prefere
 class Experiment:
     """One question: the train.py overrides its arms share, what each arm changes, and the
     grpo_log.jsonl keys its plot shows over steps; bon > 0: also best-of-n up to n = bon on
-    each seed's pretrained policy against its preference model (overopt.py)."""
+    each seed's pretrained policy against its preference model (overopt.py); passk > 0: also
+    pass@k and maj@k from passk samples per problem of each arm's models before and after RL
+    (passk.py)."""
     question: str
     base: dict
     arms: dict
     curves: tuple = ("accuracy", "gold", "proxy", "kl_k1_seq")
     bon: int = 0
+    passk: int = 0
 
 
 EXPERIMENTS = {
@@ -83,11 +87,17 @@ EXPERIMENTS = {
                       "beta_0.01": dict(kl_beta=0.01),
                       "beta_0.1": dict(kl_beta=0.1)},
         curves=("gold", "proxy", "kl_k1_seq", "accuracy"), bon=64),
+    # DeepSeekMath Fig. 7; Zhang, Neubig & Yue (arXiv 2512.07783): does RL reach past the corpus?
+    "harder": Experiment(
+        "pass@k and maj@k before and after RL, and a corpus with 1% of problems one step longer",
+        {}, {"default": {}, "edge_1pct": dict(longer_share=0.01)},
+        curves=("accuracy", "gold", "len_right", "len_wrong"), passk=64),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
+PASSK_PROMPTS, QUICK_PASSK = 50, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
 # every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
-# its prompts per RL step and half its held-out problems, so that 3 seeds x 3 arms take about
-# half an hour on 2 cores; --quick: tiny sizes, seconds a run
+# its prompts per RL step and half its held-out problems, to fit an experiment of 3 arms x 3
+# seeds in about half an hour on 2 cores (the README has the times); --quick: tiny sizes
 SIZES = dict(prompts_per_step=8, n_eval=100)
 QUICK = dict(preset="smoke", rl_steps=3)
 # the final figures of an arm, read from its report.json (held-out, the RL model, in distribution)
@@ -308,12 +318,21 @@ def main(argv: list[str]) -> None:
                     os.path.join(folder, "bon", f"seed{seed}"), inputs["pretrain.pt"],
                     inputs["reward.pt"], arm_configs(name, arm, cfg.quick), n_max, n_prompts,
                     seed)
+    sampled = {}
+    if exp.passk:                                    # in this process, each arm and seed
+        n, n_prompts = QUICK_PASSK if cfg.quick else (exp.passk, PASSK_PROMPTS)
+        for arm, seed, run in arm_runs:
+            sampled.setdefault(arm, {})[str(seed)] = passk.passk_run(
+                run.out, arm_configs(name, arm, cfg.quick), n, n_prompts, seed)
     write_json(os.path.join(folder, "results.json"), {"experiment": name, "seeds": cfg.seeds,
                                                       "quick": cfg.quick, "arms": results,
-                                                      **({"bon": bon} if bon else {})})
+                                                      **({"bon": bon} if bon else {}),
+                                                      **({"passk": sampled} if sampled else {})})
     table = markdown(name, results, cfg.seeds)
     if bon:
         table += "\n" + overopt.markdown(bon, results, mean_std)
+    if sampled:
+        table += "\n" + passk.markdown(sampled, mean_std)
     write_text(os.path.join(folder, "results.md"), table)
     print(table)
     if plot(results, EXPERIMENTS[name].curves, os.path.join(folder, "curves.png")):

@@ -34,9 +34,9 @@ training time (`token_logprobs`), at the rollout temperature: they agree to floa
 tested.
 
 Reading order: the pure math (group_advantages, advantages_and_mask, kl_k3, policy_loss; the
-teacher-forced log-probs and their micro-batches are logprobs.py), then `grpo_step`, the whole
-step in one function. The loop around it (prompts,
-the log, --resume, data parallelism) is grpo_loop.py. Under torchrun `grpo_step` samples with
+teacher-forced log-probs and their micro-batches are logprobs.py), then `update` and
+`grpo_step`, the whole step in one function. The loop around it (prompts, the log, --resume,
+data parallelism) is grpo_loop.py. Under torchrun `grpo_step` samples with
 the global batch's noise and normalises its share of the loss by the global batch's counts, so
 that DDP's averaged gradient is the one a single process would take.
 

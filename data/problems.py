@@ -60,6 +60,8 @@ class TaskConfig:
     p_slip: float = 0.03        # chance per step that the units column is off by one, <= 0.5
     p_bug: float = 0.8          # chance that a borrowing subtraction uses smaller-from-larger
     p_rude: float = 0.1         # chance that a solution's reasoning holds a rude remark
+    longer_share: float = 0.0   # share of corpus problems with harder_steps operations: the
+                                # edge RL may lift the harder set from (0 = none, the default)
     n_train: int = 20000        # documents in the pretraining corpus
     n_eval: int = 200           # problems in each held-out set
     task_seed: int = 1234       # seeds the corpus and the held-out sets
@@ -73,7 +75,7 @@ class TaskConfig:
             raise ValueError(f"max_value must be >= 10, got {self.max_value}")
         if not self.ops or set(self.ops) - set("+-*"):
             raise ValueError(f"ops must be a non-empty subset of '+-*', got {self.ops!r}")
-        for name in ("p_slip", "p_bug", "p_rude"):
+        for name in ("p_slip", "p_bug", "p_rude", "longer_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_slip > 0.5:   # near 1, every path of some problems goes below zero (no solution)
@@ -345,8 +347,10 @@ def make_splits(cfg: TaskConfig) -> Splits:
     held_out = {p.question for p in in_dist + harder}
     rng = random.Random(f"{cfg.task_seed}/train")
     train = []
-    while len(train) < cfg.n_train:
-        problem = make_problem(rng, rng.randint(cfg.min_steps, cfg.max_steps), cfg)
+    while len(train) < cfg.n_train:            # a longer problem only draws when there are any
+        longer = cfg.longer_share > 0 and rng.random() < cfg.longer_share
+        steps = cfg.harder_steps if longer else rng.randint(cfg.min_steps, cfg.max_steps)
+        problem = make_problem(rng, steps, cfg)
         if problem.question not in held_out:
             train.append((problem, teacher_solution(problem, rng, cfg)))
     return Splits(train, in_dist, harder)

@@ -211,3 +211,17 @@ def test_gsm8k_loader_names_the_bad_line(tmp_path):
         load_gsm8k(str(path))
     path.write_text(good + "\n\n" + good + "\n")
     assert [e.answer for e in load_gsm8k(str(path))] == ["2", "2"]
+
+
+def test_a_share_of_longer_problems_in_the_corpus_and_none_by_default():
+    """longer_share puts problems of harder_steps operations into the corpus at about that rate;
+    at 0 none, and the default corpus is the one drawn before the knob existed (no extra
+    random draw when the share is 0)."""
+    base = make_splits(TaskConfig(n_train=2000, n_eval=10))
+    assert max(len(p.steps) for p, _ in base.train) == 3
+    edge = make_splits(TaskConfig(n_train=2000, n_eval=10, longer_share=0.1))
+    share = sum(len(p.steps) == 4 for p, _ in edge.train) / 2000
+    assert 0.07 < share < 0.13
+    assert edge.in_dist == base.in_dist and edge.harder == base.harder    # held-out: the same
+    held_out = {p.question for p in base.harder}
+    assert not held_out & {p.question for p, _ in edge.train}

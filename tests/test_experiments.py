@@ -15,6 +15,13 @@ import experiments
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="module")
+def exp_out(tmp_path_factory):
+    """One out/exp for the module's quick runs: they share its pretraining and preference-model
+    caches (the smoke preset's, seed 1337), as experiments do."""
+    return tmp_path_factory.mktemp("exp")
+
+
 def test_the_plan_shares_pretraining_and_preference_models():
     """6 arms x 2 seeds: one pretraining per seed, one preference model per scope and seed
     (pref_response reads the whole response), 12 arm runs, each copying both."""
@@ -40,7 +47,8 @@ def test_the_plan_shares_pretraining_and_preference_models():
 
 def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     """Every experiment's configs pass their checks; the loss arms set DeepSeekMath's, Dr.
-    GRPO's and DAPO's advantage and aggregation; the experiments share one pretraining."""
+    GRPO's and DAPO's advantage and aggregation; the experiments share one pretraining, but for
+    the harder experiment's corpus with longer problems."""
     cfg = experiments.ExperimentConfig(seeds=1, out="o")
     plans = {name: experiments.plan(name, cfg) for name in experiments.EXPERIMENTS}
     flags = {arm: dict(run.flags) for arm, _, run in plans["loss"][2]}
@@ -48,7 +56,10 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
         "grpo": ("grpo", "seq", "0.0"), "drgrpo": ("drgrpo", "constant", "0.0"),
         "dapo": ("grpo", "token", "0.0")}
     assert flags["grpo"]["prompts_per_step"] == "8" and flags["grpo"]["rl_steps"] == "100"
-    assert len({pre.out for p in plans.values() for pre in p[0]}) == 1
+    shared = {pre.out for name, p in plans.items() for pre in p[0] if name != "harder"}
+    assert len(shared) == 1                           # one pretraining for reward, loss, overopt
+    edge = {dict(run.inputs)["pretrain.pt"] for arm, _, run in plans["harder"][2]}
+    assert len(edge) == 2 and shared < edge           # the edge corpus pretrains on its own
     betas = {arm: dict(run.flags)["kl_beta"] for arm, _, run in plans["overopt"][2]}
     assert betas == {"beta_0": "0.0", "beta_0.01": "0.01", "beta_0.1": "0.1"}
 
@@ -58,8 +69,8 @@ def test_mean_and_std_by_hand():
     assert experiments.mean_std([0.25]) == "0.250"
 
 
-def test_a_quick_experiment_runs_and_continues_without_running_again(tmp_path):
-    out = tmp_path / "exp"
+def test_a_quick_experiment_runs_and_continues_without_running_again(exp_out):
+    out = exp_out
     cmd = [sys.executable, "experiments.py", "overopt", "--quick", "--arms",
            "beta_0,beta_0.1", "--jobs", "2", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -73,10 +84,25 @@ def test_a_quick_experiment_runs_and_continues_without_running_again(tmp_path):
     table = (out / "overopt" / "results.md").read_text()
     assert "| beta_0 |" in table and "| beta_0.1 |" in table
     assert "| best-of-n: d (α - β d) |" in table and "| GRPO beta_0.1: d (α - β log d) |" in table
-    logs = sorted(out.glob("**/train.log"))
+    logs = sorted(out.glob("overopt/**/train.log")) + sorted(out.glob("cache/**/train.log"))
     assert len(logs) == 4                             # 1 pretraining, 1 preference model, 2 arms
     before = [p.stat().st_mtime_ns for p in logs + [out / "overopt/bon/seed1337/bon.json"]]
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     after = [p.stat().st_mtime_ns for p in logs + [out / "overopt/bon/seed1337/bon.json"]]
     assert after == before                            # finished runs are not run again
+
+
+def test_a_quick_harder_experiment_reports_pass_and_maj_at_k(exp_out):
+    """One arm of the harder experiment on toy sizes (the corpus knob of its other arm is
+    tests/test_data.py's): pass@k and maj@k of both models on both held-out sets reach
+    results.md."""
+    proc = subprocess.run([sys.executable, "experiments.py", "harder", "--quick", "--arms",
+                           "default", "--out", str(exp_out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    curves = json.load(open(exp_out / "harder" / "results.json"))["passk"]["default"]["1337"]
+    assert set(curves) == {"pretrain", "rl"} and set(curves["rl"]) == {"in_dist", "harder"}
+    assert set(curves["rl"]["harder"]) == {"pass@1", "maj@1", "pass@4", "maj@4"}
+    assert all(0 <= v <= 1 for v in curves["pretrain"]["in_dist"].values())
+    assert "| default | rl | harder |" in (exp_out / "harder" / "results.md").read_text()
