@@ -337,6 +337,8 @@ def main(argv: list[str]) -> None:
     print(table)
     if plot(results, EXPERIMENTS[name].curves, os.path.join(folder, "curves.png")):
         print(f"plots: {os.path.join(folder, 'curves.png')}")
+        if bon and overopt.plot(bon, results, os.path.join(folder, "overopt.png")):
+            print(f"       {os.path.join(folder, 'overopt.png')}")
     else:
         print('no plots: matplotlib is not installed (pip install -e ".[plot]")')
 

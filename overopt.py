@@ -172,3 +172,31 @@ def markdown(bon: dict, arms: dict, mean_std) -> str:
     lines += [f"| {what} | {f['alpha']:.3f} | {f['beta']:.3f} | {f['d_peak']:.3g} | "
               f"{f['r2']:.3f} |" for what, f in fits]
     return "\n".join(lines) + "\n"
+
+
+def plot(bon: dict, arms: dict, path: str) -> bool:
+    """overopt.png: gold - gold(π_init) against d = √KL, best-of-n (mean over seeds) and each RL
+    arm's steps (mean over seeds, by step). False when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    rows = list(zip(*bon.values()))                                    # by n, then seed
+    ax.plot([r[0]["d"] for r in rows], [np.mean([x["gold"] - b[0]["gold"] for x, b in
+                                                  zip(r, bon.values())]) for r in rows],
+            "o-", label="best-of-n")
+    for arm, by_seed in arms.items():
+        d, r = (np.nanmean(np.stack(xs), 0) for xs in zip(*(rl_points(run["curves"])
+                                                            for run in by_seed.values())))
+        ax.plot(d, r, ".-", markersize=3, label=f"GRPO {arm}")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_xlabel("d = √KL(π ‖ π_init), nats^½")
+    ax.set_ylabel("gold − gold(π_init)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True

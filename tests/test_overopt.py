@@ -43,3 +43,11 @@ def test_the_fits_recover_known_curves():
 def test_a_curve_that_never_turns_has_no_peak():
     d = np.linspace(0.1, 3, 10)
     assert fit_bon(d, 2 * d + 0.1 * d ** 2)["d_peak"] == float("inf")
+
+
+def test_the_plot_is_written_when_matplotlib_is_there(tmp_path):
+    pytest.importorskip("matplotlib")
+    from overopt import plot
+    bon = {"1": [{"n": 1, "d": 0.0, "gold": 3.0}, {"n": 2, "d": 0.4, "gold": 3.3}]}
+    arms = {"beta_0": {"1": {"curves": {"kl_k1_seq": [0.0, 1.0, 4.0], "gold": [3.0, 2.0, 1.0]}}}}
+    assert plot(bon, arms, str(tmp_path / "o.png")) and (tmp_path / "o.png").stat().st_size > 0
