@@ -60,3 +60,21 @@ def evaluate(model, tok, problems, *, k: int = 4, max_new_tokens: int = 192,
            "k": k, "format_rate": mean(fmt), "mean_length": mean(length)}
     out.update({name: mean(v) for name, v in extra.items()})
     return out
+
+
+@torch.no_grad()
+def sample_texts(model, tok, problems, n: int, max_new_tokens: int, seed: int,
+                 rows_per_call: int = 128, desc: str = "samples") -> list[list[str]]:
+    """n completions of each problem at temperature 1, about rows_per_call rows per sampling
+    call (at least one prompt): each problem's n texts, in order. The many-samples draws of
+    best-of-n (overopt.py) and pass@k (passk.py)."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    per_call, out = max(1, rows_per_call // n), []
+    for i in tqdm(range(0, len(problems), per_call), desc=desc, leave=False):
+        chunk = problems[i:i + per_call]
+        texts = generate(model, [tok.encode(p.prompt) for p in chunk], num_samples=n,
+                         max_new_tokens=max_new_tokens, stop_ids=[tok.answer_end, tok.eot],
+                         pad_id=tok.pad, generator=gen).texts(tok.decode)
+        out += [texts[j * n:(j + 1) * n] for j in range(len(chunk))]
+    return out

@@ -26,11 +26,9 @@ best-of-n from samples (the closed form is exact for a continuous proxy with no 
 import math
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
+from evaluate import sample_texts
 from reward import Reward
-from sampler import generate
 
 
 def kl_bon(n: int) -> float:
@@ -91,25 +89,19 @@ def fit_rl(d, r) -> dict:
     return {"alpha": float(alpha), "beta": float(beta), "r2": r2, "d_peak": peak}
 
 
-@torch.no_grad()
 def sample_scores(policy, tok, problems, reward: Reward, n_max: int, max_new_tokens: int,
-                  seed: int, rows_per_call: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """n_max samples of each problem from `policy` at temperature 1, scored by `reward`'s
-    preference model (the proxy: its raw score r) and its human (the gold: true utility).
-    Returns proxy, gold (P, n_max)."""
-    device = next(policy.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    per_call = max(1, rows_per_call // n_max)                         # prompts per generate
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n_max samples of each problem from `policy` at temperature 1 (evaluate.sample_texts),
+    scored by `reward`'s preference model (the proxy: its raw score r) and its human (the gold:
+    true utility). Returns proxy, gold (P, n_max)."""
+    texts = sample_texts(policy, tok, problems, n_max, max_new_tokens, seed,
+                         desc="best-of-n samples")
     proxy, gold = [], []
-    for i in tqdm(range(0, len(problems), per_call), desc="best-of-n samples", leave=False):
-        chunk = problems[i:i + per_call]
-        out = generate(policy, [tok.encode(p.prompt) for p in chunk], num_samples=n_max,
-                       max_new_tokens=max_new_tokens, stop_ids=[tok.answer_end, tok.eot],
-                       pad_id=tok.pad, generator=gen)
-        _, _, watched = reward([p for p in chunk for _ in range(n_max)], out.texts(tok.decode))
-        proxy.append(watched["proxy"].view(len(chunk), n_max).numpy())
-        gold.append(watched["gold"].view(len(chunk), n_max).numpy())
-    return np.concatenate(proxy), np.concatenate(gold)
+    for p, row in zip(problems, texts):                                # scored a prompt at a time
+        _, _, watched = reward([p] * n_max, row)
+        proxy.append(watched["proxy"].numpy())
+        gold.append(watched["gold"].numpy())
+    return np.stack(proxy), np.stack(gold)
 
 
 def best_of_n_run(out: str, policy_dir: str, rm_dir: str, configs: list, n_max: int,

@@ -10,7 +10,7 @@ arXiv 2504.13837; Zhang, Neubig & Yue, arXiv 2512.07783).
           Wang et al., arXiv 2203.11171), estimated over the n / k disjoint blocks of k samples;
           a tie goes to the answer seen first, and a sample with no answer does not vote.
 
-What this deliberately is not: a sampler of its own (sampler.generate draws the samples) or a
+What this deliberately is not: a sampler of its own (evaluate.sample_texts draws the samples) or a
 judge of equivalent answers (answers are compared exactly, as the verifier compares them:
 verifiers.is_equal).
 """
@@ -19,10 +19,8 @@ import math
 from collections import Counter
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-from sampler import generate
+from evaluate import sample_texts
 from verifiers import extract_answer, is_equal
 
 
@@ -58,21 +56,10 @@ def curves(answers: list[list], golds: list[str], ks: list[int]) -> dict:
     return out
 
 
-@torch.no_grad()
-def sample_answers(model, tok, problems, n: int, max_new_tokens: int, seed: int,
-                   rows_per_call: int = 128) -> list[list]:
+def sample_answers(model, tok, problems, n: int, max_new_tokens: int, seed: int) -> list[list]:
     """n samples of each problem at temperature 1; returns each problem's n extracted answers."""
-    device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    per_call, answers = max(1, rows_per_call // n), []
-    for i in tqdm(range(0, len(problems), per_call), desc="pass@k samples", leave=False):
-        chunk = problems[i:i + per_call]
-        texts = generate(model, [tok.encode(p.prompt) for p in chunk], num_samples=n,
-                         max_new_tokens=max_new_tokens, stop_ids=[tok.answer_end, tok.eot],
-                         pad_id=tok.pad, generator=gen).texts(tok.decode)
-        answers += [[extract_answer(t) for t in texts[j * n:(j + 1) * n]]
-                    for j in range(len(chunk))]
-    return answers
+    return [[extract_answer(t) for t in texts] for texts in
+            sample_texts(model, tok, problems, n, max_new_tokens, seed, desc="pass@k samples")]
 
 
 def passk_run(run_dir: str, configs: list, n: int, n_prompts: int, seed: int) -> dict:
