@@ -24,10 +24,14 @@ best-of-n from samples (the closed form is exact for a continuous proxy with no 
 """
 
 import math
+import os
 
 import numpy as np
 
+from checkpoint import load_model, read_json, write_json
+from data.problems import make_splits
 from evaluate import sample_texts
+from preference import load_reward_model
 from reward import Reward
 
 
@@ -109,12 +113,6 @@ def best_of_n_run(out: str, policy_dir: str, rm_dir: str, configs: list, n_max: 
     """Best-of-n on the pretrained policy of policy_dir against the preference model of rm_dir,
     on the first n_prompts held-out in-distribution problems; writes out/bon.json and returns
     its rows (one per n = 1, 2, 4, ... n_max). Skipped when out/bon.json exists."""
-    import os
-
-    from checkpoint import load_model, read_json, write_json
-    from data.problems import make_splits
-    from preference import load_reward_model
-
     path = os.path.join(out, "bon.json")
     if os.path.exists(path):
         return read_json(path)["rows"]

@@ -16,10 +16,13 @@ verifiers.is_equal).
 """
 
 import math
+import os
 from collections import Counter
 
 import numpy as np
 
+from checkpoint import load_model, read_json, write_json
+from data.problems import make_splits
 from evaluate import sample_texts
 from verifiers import extract_answer, is_equal
 
@@ -66,11 +69,6 @@ def passk_run(run_dir: str, configs: list, n: int, n_prompts: int, seed: int) ->
     """pass@k and maj@k, k = 1, 4, 16, ... n, of run_dir's pretrained (pretrain.pt) and RL
     (rl.pt) models on the first n_prompts problems of each held-out set; writes
     run_dir/passk.json and returns {model: {set: curves}}. Skipped when passk.json exists."""
-    import os
-
-    from checkpoint import load_model, read_json, write_json
-    from data.problems import make_splits
-
     path = os.path.join(run_dir, "passk.json")
     if os.path.exists(path):
         return read_json(path)["curves"]
