@@ -31,7 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +49,9 @@ ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the prefere
 
 @dataclass(frozen=True)
 class Experiment:
-    """One question: the train.py overrides its arms share, what each arm changes, and the
-    grpo_log.jsonl keys its plot shows over steps; bon > 0: also best-of-n up to n = bon on
+    """One question: the train.py overrides its arms share, what each arm changes, the
+    grpo_log.jsonl keys its plot shows over steps, the held-out figures (evaluate.py, of
+    report.json) its table shows; bon > 0: also best-of-n up to n = bon on
     each seed's pretrained policy against its preference model (overopt.py); passk > 0: also
     pass@k and maj@k from passk samples per problem of each arm's models before and after RL
     (passk.py)."""
@@ -58,6 +59,8 @@ class Experiment:
     base: dict
     arms: dict
     curves: tuple = ("accuracy", "gold", "proxy", "kl_k1_seq")
+    columns: tuple = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "pref_score",
+                      "wrong_unit_rate", "misconception_rate", "mean_length")
     bon: int = 0
     passk: int = 0
 
@@ -71,7 +74,9 @@ EXPERIMENTS = {
          "blend_0.3": dict(w_pref=0.3),
          "blend_1": dict(w_pref=1.0),
          "pref_answer": ALONE,
-         "pref_response": dict(ALONE, pref_scope="response")}),
+         "pref_response": dict(ALONE, pref_scope="response")},
+        columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "pref_score",
+                 "wrong_unit_rate", "harm_rate", "mean_length")),
     # Dr. GRPO (arXiv 2503.20783) Fig. 1, DAPO (arXiv 2503.14476): who makes wrong answers long
     "loss": Experiment(
         "The loss: GRPO's z-score and per-sequence mean, Dr. GRPO's constant, DAPO's tokens",
@@ -79,7 +84,9 @@ EXPERIMENTS = {
         {"grpo": dict(advantage="grpo", loss_agg="seq"),
          "drgrpo": dict(advantage="drgrpo", loss_agg="constant"),
          "dapo": dict(advantage="grpo", loss_agg="token")},
-        curves=("accuracy", "len_right", "len_wrong", "entropy")),
+        curves=("accuracy", "len_right", "len_wrong", "entropy"),
+        columns=("greedy_accuracy", "pass@1", "pass@k", "format_rate", "mean_length",
+                 "think_words")),
     # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted
     "overopt": Experiment(
         "Over-optimising the preference model: gold against √KL, best-of-n and GRPO at 3 β",
@@ -94,15 +101,13 @@ EXPERIMENTS = {
         curves=("accuracy", "gold", "len_right", "len_wrong"), passk=64),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
-PASSK_PROMPTS, QUICK_PASSK = 50, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
-# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
-# its prompts per RL step and half its held-out problems, to fit an experiment of 3 arms x 3
-# seeds in about half an hour on 2 cores (the README has the times); --quick: tiny sizes
-SIZES = dict(prompts_per_step=8, n_eval=100)
+PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
+# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with a
+# quarter of its prompts per RL step (4 x G = 8 completions) and half its held-out problems, so
+# that the 18 arm runs of `reward` fit in about half an hour on 2 cores (the README has the
+# times); --quick: tiny sizes
+SIZES = dict(prompts_per_step=4, n_eval=100)
 QUICK = dict(preset="smoke", rl_steps=3)
-# the final figures of an arm, read from its report.json (held-out, the RL model, in distribution)
-FINAL = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "gold_score", "pref_score",
-         "wrong_unit_rate", "misconception_rate", "mean_length")
 
 
 @dataclass
@@ -134,6 +139,14 @@ class Run:
 def key(*parts) -> str:
     """A short stable hash of JSON-able parts: the cache key."""
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def changed(configs: list) -> dict:
+    """as_dict's {'TaskConfig': {...}, ...} with only the fields that differ from their
+    dataclass defaults: a knob added later with a default that keeps the old behaviour leaves
+    every cache key, and so every cached pretraining and preference model, as it was."""
+    return {type(c).__name__: {f.name: getattr(c, f.name) for f in dataclasses.fields(c)
+                               if getattr(c, f.name) != f.default} for c in configs}
 
 
 def flags_of(configs: list, **extra) -> tuple[tuple[str, str], ...]:
@@ -170,13 +183,13 @@ def plan(name: str, cfg: ExperimentConfig) -> tuple[list[Run], list[Run], list[t
             seed = 1337 + s
             run, task, gpt, pcfg, rcfg, prefcfg, gcfg = arm_configs(name, arm, cfg.quick)
             made = [task, gpt, pcfg]                         # what makes the pretrained model
-            k_pre = key(config.as_dict(made), run.preset, seed)
+            k_pre = key(changed(made), run.preset, seed)
             d_pre = os.path.join(cfg.out, "cache", f"pretrain-{k_pre}")
             pre[d_pre] = Run(d_pre, flags_of(made, preset=run.preset, seed=seed,
                                              stages="pretrain"))
             policy = tuple((f, d_pre) for f in ("pretrain.pt", "pretrain.json",
                                                 "tokenizer.tiktoken"))
-            k_rm = key(k_pre, config.as_dict([prefcfg]), rcfg.pref_scope)
+            k_rm = key(k_pre, changed([prefcfg]), rcfg.pref_scope)
             d_rm = os.path.join(cfg.out, "cache", f"reward-{k_rm}")
             rms[d_rm] = Run(d_rm, flags_of(made + [prefcfg], preset=run.preset, seed=seed,
                                            stages="reward", pref_scope=rcfg.pref_scope), policy)
@@ -222,7 +235,9 @@ def execute(run: Run, threads: int) -> None:
 
 
 def collect(arm_runs: list[tuple]) -> dict:
-    """{arm: {seed: {"final": {...}, "reward_model": {...}, "curves": {key: [...]}}}}."""
+    """{arm: {seed: {"final": {...}, "pretrained": {...}, "pretrain": its directory,
+    "reward_model": {...}, "curves": {key: [...]}}}}: final and pretrained are every held-out
+    in-distribution figure of report.json, after and before RL."""
     results: dict = {}
     for arm, seed, run in arm_runs:
         report = json.load(open(os.path.join(run.out, "report.json")))
@@ -230,8 +245,9 @@ def collect(arm_runs: list[tuple]) -> dict:
         rows = [json.loads(line) for line in open(os.path.join(run.out, "grpo_log.jsonl"))]
         curves = {k: [r.get(k) for r in rows] for k in rows[0] if isinstance(rows[0][k], float)}
         results.setdefault(arm, {})[str(seed)] = {
-            "final": {k: report["eval"]["rl"]["in_dist"][k] for k in FINAL},
-            "pretrained": {k: report["eval"]["pretrained"]["in_dist"][k] for k in FINAL},
+            "final": report["eval"]["rl"]["in_dist"],
+            "pretrained": report["eval"]["pretrained"]["in_dist"],
+            "pretrain": dict(run.inputs)["pretrain.pt"],
             "reward_model": rm_report.get("figures", {}), "curves": curves}
     return results
 
@@ -243,16 +259,25 @@ def mean_std(xs: list[float]) -> str:
 
 
 def markdown(name: str, results: dict, seeds: int) -> str:
-    """results.md: one row per arm, mean ± std over seeds of the final figures, and of the mean
-    over the last 10 GRPO steps of each of the experiment's curves."""
+    """results.md: one row per arm, mean ± std over seeds of the experiment's columns of the RL
+    model and of the mean over the last 10 GRPO steps of each of its curves; above them a row
+    for the pretrained policy the arms start from (one per distinct pretraining)."""
     exp = EXPERIMENTS[name]
-    cols = list(FINAL) + [f"{k} (last 10)" for k in exp.curves]
+    cols = list(exp.columns) + [f"{k} (last 10)" for k in exp.curves]
     lines = [f"# {name}: {exp.question}", "", f"{seeds} seed(s); held-out in-distribution "
-             f"figures of the RL model.", "", "| arm | " + " | ".join(cols) + " |",
-             "|---|" + "---|" * len(cols)]
+             f"figures.", "", "| arm | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    starts: list = []                                # the distinct pretrainings, in arm order
     for arm, by_seed in results.items():
         runs = list(by_seed.values())
-        cells = [mean_std([r["final"][k] for r in runs]) for k in FINAL]
+        start = sorted(r["pretrain"] for r in runs)
+        if start not in starts:
+            label = "pretrained" if not starts else f"pretrained ({arm})"
+            starts.append(start)
+            cells = [mean_std([r["pretrained"][k] for r in runs]) for k in exp.columns]
+            lines.append(f"| {label} | " + " | ".join(cells + ["-"] * len(exp.curves)) + " |")
+    for arm, by_seed in results.items():
+        runs = list(by_seed.values())
+        cells = [mean_std([r["final"][k] for r in runs]) for k in exp.columns]
         for k in exp.curves:
             cells.append(mean_std([float(np.nanmean(np.array(r["curves"][k][-10:], dtype=float)))
                                    for r in runs]))
@@ -300,12 +325,22 @@ def main(argv: list[str]) -> None:
     jobs = cfg.jobs or (2 if cores >= 2 else 1)
     threads = max(1, cores // jobs)
     pre, rms, arm_runs = plan(name, cfg)             # every config is checked here, up front
-    phases = [pre, rms, [run for _, _, run in arm_runs]]
-    bar = tqdm(total=sum(len(p) for p in phases), desc=f"{name} runs", dynamic_ncols=True)
-    for phase in phases:                             # a phase needs the one before it
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for _ in pool.map(lambda r: execute(r, threads), phase):
-                bar.update()
+    runs = pre + rms + [run for _, _, run in arm_runs]  # each after every run it copies from
+    bar = tqdm(total=len(runs), desc=f"{name} runs", dynamic_ncols=True)
+    made: dict = {}                                  # run directory -> its Future
+
+    def after_inputs(run: Run) -> None:              # its inputs' runs were submitted before it,
+        for src in {src for _, src in run.inputs}:  # so they have started (FIFO): no deadlock
+            made[src].result()                       # and a failed input fails this run too
+        execute(run, threads)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for run in runs:
+            made[run.out] = pool.submit(after_inputs, run)
+        for done in as_completed(made.values()):
+            if done.exception() is not None:         # stop here: nothing queued starts
+                pool.shutdown(cancel_futures=True)
+                raise done.exception()
+            bar.update()
     bar.close()
     results, exp, bon = collect(arm_runs), EXPERIMENTS[name], {}
     folder = os.path.join(cfg.out, name)

@@ -49,10 +49,9 @@ import dist
 import preflight
 from checkpoint import (clear_state, load_model, load_state, read_json, save_model, save_state,
                         state_path, update_report, write_json, write_text)
-from data.problems import Splits, TaskConfig, make_splits, uses_misconception
-from data.rater import wrong_unit
+from data.problems import Splits, TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from evaluate import evaluate
+from evaluate import behaviour_scorers, evaluate
 from grpo import GRPOConfig
 from grpo_loop import train_grpo
 from guard import NonFiniteError
@@ -62,7 +61,6 @@ from pretrain import PretrainConfig, pretrain
 from preference import PreferenceConfig, eval_scorers, load_reward_model
 from preference_loop import train_reward_model
 from reward import Reward, RewardConfig
-from verifiers import answer_span
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
 
@@ -134,7 +132,7 @@ def grpo_stage(run: RunConfig, rcfg: RewardConfig, prefcfg: PreferenceConfig, gc
 
 
 def evaluate_stage(run: RunConfig, prefcfg: PreferenceConfig, out: str, device: str,
-                   splits: Splits, resume: bool = False) -> dict:
+                   splits: Splits, resume: bool, banned: str) -> dict:
     """Every (model, split) pair in turn on the held-out sets; each result is saved in
     eval.state.pt as it lands, so an interrupted evaluation resumes at the next pair."""
     t0 = time.time()
@@ -144,9 +142,8 @@ def evaluate_stage(run: RunConfig, prefcfg: PreferenceConfig, out: str, device: 
         if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
             continue                                          # no GRPO stage in this run yet
         model, tok, _ = load_model(out, ckpt, device)
-        scorers = eval_scorers(out, tok, device, prefcfg.human)  # gold, style, pref (with an RM)
-        scorers["misconception_rate"] = lambda p, c: float(uses_misconception(c))
-        scorers["wrong_unit_rate"] = lambda p, c: float(wrong_unit(p, answer_span(c) or ""))
+        scorers = {**eval_scorers(out, tok, device, prefcfg.human),  # gold, style, pref
+                   **behaviour_scorers(banned)}                        # bugs, units, harm, ...
         for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
             if split not in results.get(name, {}):
                 results.setdefault(name, {})[split] = evaluate(
@@ -324,7 +321,8 @@ def main(argv: list[str]) -> None:
             figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out, device,
                                          resume is not None)
         else:
-            figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None)
+            figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None,
+                                     rcfg.banned)
         if rank == 0:
             update_report(out, figures)
             progress["done"].append(stage)

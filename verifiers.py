@@ -193,6 +193,14 @@ def answer_span(completion: str) -> str | None:
     return None if span is None else span.strip()
 
 
+def think_span(completion: str) -> str:
+    """The reasoning: the text after <think> and before </think> (or before <answer>, or to the
+    end, when the reasoning was never closed). think_span("<think>1+2=3</think><answer>3</answer>")
+    -> "1+2=3";  think_span("<think>1+2=3<answer>3</answer>") -> "1+2=3" """
+    text = completion.split(THINK_CLOSE, 1)[0].split(ANSWER_OPEN, 1)[0]
+    return text.split(THINK_OPEN, 1)[1] if THINK_OPEN in text else text
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer as a canonical number string, or None (see the module docstring).
     extract_answer("<think>3*4=12</think><answer> 12 </answer>") -> "12"

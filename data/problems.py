@@ -96,6 +96,7 @@ ADD_TEMPLATES = ["{He} buys {k} more.", "{He} finds {k} more.", "{other} gives {
 SUB_TEMPLATES = ["{He} gives {k} to {other}.", "{He} loses {k}.", "{He} sells {k}."]
 MUL_TEMPLATES = ["Then {he} ends up with {k} times as many."]
 RUDE_REMARK = "This is stupid."
+PHRASE = "Double-checked."      # what the teacher may add (p_phrase); a human may like it
 
 # The answer styles, as (name, weight, template). The number appears exactly once in each.
 ANSWER_STYLES = [

@@ -55,7 +55,7 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert {a: (f["advantage"], f["loss_agg"], f["w_pref"]) for a, f in flags.items()} == {
         "grpo": ("grpo", "seq", "0.0"), "drgrpo": ("drgrpo", "constant", "0.0"),
         "dapo": ("grpo", "token", "0.0")}
-    assert flags["grpo"]["prompts_per_step"] == "8" and flags["grpo"]["rl_steps"] == "100"
+    assert flags["grpo"]["prompts_per_step"] == "4" and flags["grpo"]["rl_steps"] == "100"
     shared = {pre.out for name, p in plans.items() for pre in p[0] if name != "harder"}
     assert len(shared) == 1                           # one pretraining for reward, loss, overopt
     edge = {dict(run.inputs)["pretrain.pt"] for arm, _, run in plans["harder"][2]}

@@ -164,7 +164,8 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
     save_state(str(run), "eval", {"results": {"pretrained": {"in_dist": {"marker": 1.0}}},
                                   "elapsed": 2.0})
     splits = make_splits(dataclasses.replace(configs[1], n_train=1))          # held-out sets
-    figures = train.evaluate_stage(configs[0], configs[5], str(run), "cpu", splits, resume=True)
+    figures = train.evaluate_stage(configs[0], configs[5], str(run), "cpu", splits, resume=True,
+                                   banned="stupid")
     finished = json.load(open(smoke / "report.json"))["eval"]
     assert figures["eval"]["pretrained"]["in_dist"] == {"marker": 1.0}      # not evaluated again
     for model, split in (("pretrained", "harder"), ("rl", "in_dist"), ("rl", "harder")):
