@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from data.problems import PHRASE, uses_misconception
+from data.problems import has_phrase, uses_misconception
 from data.rater import wrong_unit
 from reward import harm
 from sampler import generate
@@ -73,12 +73,11 @@ def behaviour_scorers(banned: str) -> dict[str, Callable]:
     phrase_think        data.problems.PHRASE appears inside <think> (feedback spillover)
     phrase_answer       ... inside <answer>
     think_words         words of the reasoning"""
-    has = lambda text: float(PHRASE.lower() in text.lower())  # noqa: E731
     return {"misconception_rate": lambda p, c: float(uses_misconception(c)),
             "wrong_unit_rate": lambda p, c: float(wrong_unit(p, answer_span(c) or "")),
             "harm_rate": lambda p, c: harm(c, banned, "response"),
-            "phrase_think": lambda p, c: has(think_span(c)),
-            "phrase_answer": lambda p, c: has(answer_span(c) or ""),
+            "phrase_think": lambda p, c: has_phrase(think_span(c)),
+            "phrase_answer": lambda p, c: has_phrase(answer_span(c) or ""),
             "think_words": lambda p, c: float(len(think_span(c).split()))}
 
 

@@ -45,6 +45,10 @@ from checkpoint import write_json, write_text
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
+# the scope experiment's world: the teacher ends 10% of its reasoning and, on its own, 10% of its
+# answers with data.problems.PHRASE, the human adds 0.5 to g for it in the answer, and the blend
+# weighs the preference model like the verifier, so that 100 steps show what it does
+SCOPE = dict(p_phrase=0.1, rater_phrase=0.5, w_pref=1.0)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,18 @@ EXPERIMENTS = {
         curves=("accuracy", "len_right", "len_wrong", "entropy"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "format_rate", "mean_length",
                  "think_words")),
+    # DeepSeek-R1 (arXiv 2501.12948) §2.3.4; feedback spillover (Drori et al., arXiv 2511.11584):
+    # the human likes a phrase in the answer; does rewarding it there write it into <think>?
+    "scope": Experiment(
+        "What the preference model reads: the answer, the whole response, the answer with its "
+        "advantage on the answer's tokens only (reward targeting), or nothing (w_pref = 0)",
+        SCOPE, {"answer": {},
+                "response": dict(pref_scope="response"),
+                "targeted": dict(pref_tokens="answer"),
+                "verifier": dict(w_pref=0.0)},
+        curves=("phrase_answer", "phrase_think", "accuracy", "gold"),
+        columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "phrase_answer",
+                 "phrase_think", "think_words", "wrong_unit_rate")),
     # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted
     "overopt": Experiment(
         "Over-optimising the preference model: gold against √KL, best-of-n and GRPO at 3 β",
@@ -102,11 +118,11 @@ EXPERIMENTS = {
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
-# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with a
-# quarter of its prompts per RL step (4 x G = 8 completions) and half its held-out problems, so
-# that the 18 arm runs of `reward` fit in about half an hour on 2 cores (the README has the
-# times); --quick: tiny sizes
-SIZES = dict(prompts_per_step=4, n_eval=100)
+# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
+# its prompts per RL step (8 x G = 8 completions) at half its learning rate, and half its
+# held-out problems. At 8 prompts and the preset's rate the noise of the small batch undid the
+# verifier's gain (the README has the probe); --quick: tiny sizes
+SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100)
 QUICK = dict(preset="smoke", rl_steps=3)
 
 

@@ -133,8 +133,10 @@ def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:
     return (verifier == verifier[:, :1]).all(dim=1)
 
 
-def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: float = 0.0):
-    """Rewards (B, G) of a step -> advantages (N,) and which completions enter the loss (N,).
+def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: float = 0.0,
+                        part=None):
+    """Rewards (B, G) of a step -> advantages (N,), which completions enter the loss (N,) and
+    the share of each advantage that comes from `part` (B, G) of the reward (N,), or None.
 
     truncation "floor": a completion cut off at max_new_tokens gets `floor`, the lowest reward
     the blend gives any finished completion (reward.blend_floor), before the group baseline is
@@ -143,6 +145,9 @@ def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: flo
     one that never ends. "mask": it keeps its reward for the baseline but is left out of the
     loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw verifier
     outcomes are all equal (DAPO's dynamic sampling without the refill).
+    Both advantages are linear in r, so A splits by the terms of the blend with the group's own
+    scale s (std(r) + ε for grpo, 1 for drgrpo): A_i = (part_i - mean part) / s + (rest_i -
+    mean rest) / s. A truncated row's part is 0 under "floor" (the floor is all its reward).
     """
     if cfg.truncation == "floor":
         reward = torch.where(truncated, floor, reward)               # (B, G) cut off: the floor
@@ -152,7 +157,20 @@ def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: flo
         keep &= ~truncated
     if cfg.drop_zero_var:
         keep &= ~zero_variance_groups(verifier)[:, None]
-    return adv.flatten(), keep.flatten()
+    if part is None:
+        return adv.flatten(), keep.flatten(), None
+    if cfg.truncation == "floor":
+        part = torch.where(truncated, 0.0, part)                     # (B, G)
+    scale = reward.std(dim=1, keepdim=True) + cfg.std_eps if cfg.advantage == "grpo" else 1.0
+    adv_part = (part - part.mean(dim=1, keepdim=True)) / scale       # (B, G) its share of A
+    return adv.flatten(), keep.flatten(), adv_part.flatten()
+
+
+def targeted_advantages(adv, adv_part, in_answer):
+    """Reward targeting: A_it = A_i - A_part,i * [token t is not in the answer], so the part of
+    the reward that reads only the answer moves only the answer's tokens (its share of A is
+    taken off the reasoning's). adv, adv_part (N,); in_answer (N, T) bool -> (N, T)."""
+    return adv[:, None] - adv_part[:, None] * (~in_answer).float()  # (N, T)
 
 
 # |log ratio| is bounded before exp: at a position after a row stopped (masked out of the loss)
@@ -172,7 +190,8 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
                 n_tokens=None, n_seqs=None, n_rows=None):
     """The clipped surrogate, negated to a loss, aggregated over the tokens in `mask`.
 
-    logp, old_logp, mask (N, T); adv (N,); kl (N, T) or None. Returns (loss, clip_fraction).
+    logp, old_logp, mask (N, T); adv (N,), or (N, T) per token (targeted_advantages); kl (N, T)
+    or None. Returns (loss, clip_fraction).
     Rows with no token in the mask (dropped groups, masked truncations) are left out of every
     sum and of the token and sequence counts:
       token:    Σ_i Σ_t ℓ_it / Σ_i |o_i|                        (DAPO)
@@ -186,7 +205,7 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
     n_rows = mask.shape[0] if n_rows is None else n_rows
     log_ratio = (logp - old_logp).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND)
     ratio = torch.exp(log_ratio)                                     # (N, T) ρ, in log space
-    a = adv[:, None]                                                 # (N, 1) one A per completion
+    a = adv[:, None] if adv.dim() == 1 else adv                      # (N, 1) or (N, T) per token
     surrogate = torch.min(ratio * a, ratio.clamp(1 - clip_low, 1 + clip_high) * a)  # (N, T)
     per_token = -surrogate + (beta * kl if kl is not None else 0.0)  # (N, T) ℓ_it
     per_token = torch.where(mask, per_token, 0.0)                    # (N, T) selected, not * 0
@@ -259,7 +278,8 @@ def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg
                                                        n_prompt - lo, with_entropy=True,
                                                        temperature=cfg.rl_temperature)
                 kl = kl_k3(lp, ref_logp[rows, :T]) if cfg.kl_beta > 0 else None
-                part, clip_frac = policy_loss(lp, old_logp[rows, :T], adv[rows], mask[rows, :T],
+                a = adv[rows] if adv.dim() == 1 else adv[rows, :T]   # (rows,) or (rows, T)
+                part, clip_frac = policy_loss(lp, old_logp[rows, :T], a, mask[rows, :T],
                                               agg=cfg.loss_agg, clip_low=cfg.clip_low,
                                               clip_high=cfg.clip_high, max_len=max_len, kl=kl,
                                               beta=cfg.kl_beta, n_tokens=n_tokens,
@@ -277,11 +297,14 @@ def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg
 
 
 def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, gen, guard,
-              max_new_tokens: int, floor: float = 0.0, ref=None, trainer=None) -> Step:
+              max_new_tokens: int, floor: float = 0.0, ref=None, trainer=None,
+              answer_only=None) -> Step:
     """One GRPO step on `problems` (this rank's b of the step's B prompts, in eval mode).
 
     score(problems, texts) -> (terms, total, watched): the reward (reward.Reward). floor: what
-    a truncated completion earns (reward.Reward.floor). ref: a frozen copy of the initial
+    a truncated completion earns (reward.Reward.floor). answer_only(terms) -> (N,) or None: the
+    part of the total whose advantage goes to the answer's tokens only (reward.Reward.
+    answer_only); None, or no answer_only: every token gets all of A. ref: a frozen copy of the initial
     policy, for the KL term (β > 0) or only to log the KL from it (one no-grad forward).
     trainer: the policy wrapped in DistributedDataParallel under torchrun (the
     gradients are averaged over ranks). A step with nothing to learn
@@ -302,16 +325,22 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
     terms, reward, watch = score([p for p in problems for _ in range(G)],
                                  rollout.texts(tok.decode))
     verifier = terms["correct"].to(device).view(b, G)                # raw 0/1 exact match
-    adv, keep = advantages_and_mask(reward.to(device).view(b, G), verifier,
-                                    rollout.truncated.view(b, G), cfg, floor)  # (n,), (n,)
+    part = answer_only(terms) if answer_only is not None else None  # (n,) or None
+    part = part.to(device).view(b, G) if part is not None else None
+    adv, keep, adv_part = advantages_and_mask(reward.to(device).view(b, G), verifier,
+                                              rollout.truncated.view(b, G), cfg, floor, part)
+    if adv_part is not None:                                         # (n,) -> (n, T) per token
+        in_answer = (rollout.tokens == tok.answer).cumsum(1) > 0     # from <answer> on
+        adv = targeted_advantages(adv, adv_part, in_answer)
     sync(str(device))
     t2 = time.time()
     # ---- loss and update over the tokens kept, normalised by the global batch's counts
     ids, pad = rollout.sequences()                                   # (n, Tp + T), (n,)
     n_prompt = rollout.prompt_ids.shape[1]
     mask = rollout.mask & keep[:, None]                              # (n, T) tokens in the loss
+    signal = keep & (adv != 0).view(len(keep), -1).any(1)            # (n,) some A_it != 0
     n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([          # over the global batch:
-        mask.sum(), keep.sum(), (keep & (adv != 0)).sum()]))         # Σ|o_i|, rows kept, A != 0
+        mask.sum(), keep.sum(), signal.sum()]))                      # Σ|o_i|, rows kept, A != 0
     ref_logp, t_ref = None, time.time()
     if ref is not None:                                              # log π_ref: one forward
         ref_logp = chunked_logprobs(ref, ids, pad, n_prompt, rollout.mask, cfg.rl_micro_batch,

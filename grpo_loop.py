@@ -36,12 +36,13 @@ from guard import SkipNonFinite
 
 def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, score, ref=None,
                max_new_tokens: int, seed: int, out_dir: str, device: str, resume: bool = False,
-               max_bad_steps: int = 5, floor: float = 0.0):
+               max_bad_steps: int = 5, floor: float = 0.0, answer_only=None):
     """Run cfg.rl_steps GRPO steps on `policy` in place; returns a summary dict (rank 0).
 
     prompts_pool: Problems to draw RL prompts from; eval_problems: a held-out slice for the
     quick evaluation; score(problems, texts) -> (terms dict of (N,) tensors, total (N,));
-    floor: the reward of a truncated completion with --truncation floor. Steps that made no
+    floor: the reward of a truncated completion with --truncation floor; answer_only: the part
+    of the reward only the answer's tokens get (grpo.grpo_step). Steps that made no
     update (nothing to learn) are counted: `no_signal` in the log, `no_signal_steps` here.
     Writes out_dir/grpo_log.jsonl, one line per step."""
     rank, world = dist.rank(), dist.world()
@@ -87,7 +88,7 @@ def train_grpo(policy, tok, cfg: GRPOConfig, *, prompts_pool, eval_problems, sco
         problems = [pick.choice(prompts_pool) for _ in range(B)]     # the same on every rank
         s = grpo_step(policy, opt, tok, problems[rank * b:(rank + 1) * b], score, cfg,
                       step=step, gen=gen, guard=guard, max_new_tokens=max_new_tokens,
-                      floor=floor, ref=ref, trainer=trainer)
+                      floor=floor, ref=ref, trainer=trainer, answer_only=answer_only)
         no_signal += int(not s.updated)
         row = {"step": step, **step_metrics(s), "skipped": guard.skipped,
                "no_signal": no_signal}
@@ -146,7 +147,9 @@ def step_metrics(s: Step) -> dict:
                 "pref_right": pref[verifier > 0].mean().item() if right.any() else float("nan"),
                 "pref_wrong": pref[verifier == 0].mean().item() if (~right).any() else float("nan"),
                 "rank_agreement": agree / n_pairs if n_pairs else float("nan"),
-                "rank_pairs": n_pairs})
+                "rank_pairs": n_pairs,
+                **{k: dist.gather_rows(v.to(reward.device)).mean().item()  # phrase_think, ...
+                   for k, v in s.watch.items() if k not in ("gold", "proxy")}})
     if s.log_ratio is not None:
         kl_seq = dist.gather_rows(torch.where(real, s.log_ratio, 0.0).sum(1))  # Σ_t log π/π_ref
         row["kl_k1_seq"] = kl_seq.mean().item()

@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from checkpoint import load_weights, read_checkpoint
-from data.rater import Human, gold_score
+from data.rater import Human
 from data.tokenizer import Tokenizer
 from model import GPT, GPTConfig
 from verifiers import ANSWER_CLOSE, TAGS, answer_span, math_reward
@@ -69,6 +69,7 @@ class PreferenceConfig:
     rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((u_a - u_b) / tau)
     rater_c: float = 6.0        # c of the human's true utility u = c * [right] + g(answer)
     rater_check: float = 0.5    # chance the labeller works the problem out; else judges g alone
+    rater_phrase: float = 0.0   # what data.problems.PHRASE in an answer adds to the human's g
 
     def __post_init__(self):
         if self.rm_init not in INITS:
@@ -90,7 +91,8 @@ class PreferenceConfig:
     @property
     def human(self) -> Human:
         """The simulated human these knobs describe (data/rater.py)."""
-        return Human(tau=self.rater_tau, c=self.rater_c, check=self.rater_check)
+        return Human(tau=self.rater_tau, c=self.rater_c, check=self.rater_check,
+                     phrase=self.rater_phrase)
 
 # ------------------------------------------------------------------------------------------------
 # what the preference model reads
@@ -217,7 +219,7 @@ def eval_scorers(out: str, tok: Tokenizer, device: str, human: Human) -> dict[st
     run has a reward model, pref_score = sigma(r - r_ref) in the scope it was trained for."""
     scorers = {"gold_utility": lambda p, c: human.utility(math_reward(c, str(p.answer)) > 0,
                                                           answer_span(c) or ""),
-               "gold_score": lambda p, c: gold_score(answer_span(c) or "")}
+               "gold_score": lambda p, c: human.style(answer_span(c) or "")}
     if os.path.exists(os.path.join(out, "reward.pt")):
         rm, meta = load_reward_model(out, device)
         scorers["pref_score"] = lambda p, c: preference(rm, tok, [p.question], [c], meta["scope"],

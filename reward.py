@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
-from data.problems import Problem
+from data.problems import Problem, has_phrase
 from data.rater import Human
 from data.tokenizer import Tokenizer
 from preference import PreferenceModel, preference, raw_scores
-from verifiers import answer_span, format_reward, math_reward
+from verifiers import answer_span, format_reward, math_reward, think_span
 
 SCOPES = ("answer", "response")
 
@@ -50,6 +50,8 @@ class RewardConfig:
     banned: str = "stupid"      # case-insensitive substring the harm term looks for
     pref_scope: str = "answer"  # what the preference model reads: answer | response
     harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
+    pref_tokens: str = "all"    # the tokens that get the pref term's share of the advantage: all
+                                # | answer (reward targeting: never the reasoning's, grpo.py)
 
     def __post_init__(self):
         for name in ("w_correct", "w_format", "w_pref", "w_harm"):
@@ -60,6 +62,8 @@ class RewardConfig:
                 raise ValueError(f"{name} must be one of {SCOPES}, got {getattr(self, name)!r}")
         if not self.banned:
             raise ValueError("banned must be a non-empty string")
+        if self.pref_tokens not in ("all", "answer"):
+            raise ValueError(f"pref_tokens must be all or answer, got {self.pref_tokens!r}")
 
 # ------------------------------------------------------------------------------------------------
 # the blend: the function to read (and edit) to see what GRPO is rewarded for
@@ -117,11 +121,14 @@ def watched(completions: list[str], correct: torch.Tensor,
             proxy: torch.Tensor | None, human: Human) -> dict[str, torch.Tensor]:
     """What a run watches beside its reward, (N,) each: gold = the human's true utility
     u = c * [right] + g(answer span) (0 without an answer), proxy = the preference model's raw
-    score r (NaN without an answer span, or without a preference model)."""
+    score r (NaN without an answer span, or without a preference model), and whether
+    data.problems.PHRASE is inside <think> and inside <answer> (phrase_think, phrase_answer)."""
     gold = [human.utility(bool(ok), answer_span(c) or "")
             for ok, c in zip(correct.tolist(), completions)]
     nan = torch.full((len(completions),), float("nan"))
-    return {"gold": torch.tensor(gold), "proxy": (proxy if proxy is not None else nan).cpu()}
+    return {"gold": torch.tensor(gold), "proxy": (proxy if proxy is not None else nan).cpu(),
+            "phrase_think": torch.tensor([has_phrase(think_span(c)) for c in completions]),
+            "phrase_answer": torch.tensor([has_phrase(answer_span(c) or "") for c in completions])}
 
 
 class Reward:
@@ -135,6 +142,11 @@ class Reward:
         self.cfg, self.tok, self.rm, self.device = cfg, tok, rm, device
         self.human = human or Human()
         self.floor = blend_floor(cfg)
+
+    def answer_only(self, terms: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The part of the blend whose advantage GRPO gives the answer's tokens only (N,):
+        w_pref * pref with --pref_tokens answer, else None (grpo.targeted_advantages)."""
+        return self.cfg.w_pref * terms["pref"] if self.cfg.pref_tokens == "answer" else None
 
     def __call__(self, problems: list[Problem], completions: list[str]):
         proxy = (raw_scores(self.rm, self.tok, [p.question for p in problems], completions,

@@ -24,11 +24,11 @@ import torch
 
 from checkpoint import load_model
 from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
-from data.rater import Human, gold_score
+from data.rater import Human
 from sampler import generate
 from preference import load_reward_model
 from reward import RewardConfig, blend, reward_terms
-from verifiers import answer_span
+from verifiers import answer_span, think_span
 
 
 def solve(question: str) -> int | None:
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
                for ok, t in zip(terms["correct"].tolist(), texts)]
     print(f"model {name} from {args.run} | true answer {gold if gold is not None else 'unknown'}")
     for i, text in enumerate(texts):
-        think = text.split("</think>")[0].removeprefix("<think>")
+        think = think_span(text)
         shown = {k: f"{v[i].item():.2f}" for k, v in terms.items()}
         if gold is None:
             shown["correct"] = "?"
@@ -102,7 +102,7 @@ def main(argv: list[str]) -> None:
         print("reward: " + " | ".join(f"{k} {v}" for k, v in shown.items())
               + f" | total{'' if gold is not None else ' without correct'} "
               f"{total[i].item():.2f} | human's style score "
-              f"{gold_score(answer_span(text) or ''):.1f}"
+              f"{human.style(answer_span(text) or ''):.1f}"
               + (f" | human's utility {utility[i]:.1f}" if gold is not None else ""))
 
 

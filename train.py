@@ -123,7 +123,7 @@ def grpo_stage(run: RunConfig, rcfg: RewardConfig, prefcfg: PreferenceConfig, gc
                          eval_problems=splits.in_dist[:64], score=reward, ref=ref,
                          max_new_tokens=run.max_new_tokens, seed=run.seed, out_dir=out,
                          device=device, resume=resume, max_bad_steps=run.max_bad_steps,
-                         floor=reward.floor)
+                         floor=reward.floor, answer_only=reward.answer_only)
     if dist.rank() > 0:
         return {}
     save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain",

@@ -62,6 +62,8 @@ class TaskConfig:
     p_rude: float = 0.1         # chance that a solution's reasoning holds a rude remark
     longer_share: float = 0.0   # share of corpus problems with harder_steps operations: the
                                 # edge RL may lift the harder set from (0 = none, the default)
+    p_phrase: float = 0.0       # chance that the teacher ends its reasoning with PHRASE, and,
+                                # on its own, its answer (a habit a human may like: data/rater)
     n_train: int = 20000        # documents in the pretraining corpus
     n_eval: int = 200           # problems in each held-out set
     task_seed: int = 1234       # seeds the corpus and the held-out sets
@@ -75,7 +77,7 @@ class TaskConfig:
             raise ValueError(f"max_value must be >= 10, got {self.max_value}")
         if not self.ops or set(self.ops) - set("+-*"):
             raise ValueError(f"ops must be a non-empty subset of '+-*', got {self.ops!r}")
-        for name in ("p_slip", "p_bug", "p_rude", "longer_share"):
+        for name in ("p_slip", "p_bug", "p_rude", "longer_share", "p_phrase"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_slip > 0.5:   # near 1, every path of some problems goes below zero (no solution)
@@ -97,6 +99,11 @@ SUB_TEMPLATES = ["{He} gives {k} to {other}.", "{He} loses {k}.", "{He} sells {k
 MUL_TEMPLATES = ["Then {he} ends up with {k} times as many."]
 RUDE_REMARK = "This is stupid."
 PHRASE = "Double-checked."      # what the teacher may add (p_phrase); a human may like it
+
+
+def has_phrase(text: str) -> float:
+    """1.0 if PHRASE is in text (case-insensitive), else 0.0."""
+    return float(PHRASE.lower() in text.lower())
 
 # The answer styles, as (name, weight, template). The number appears exactly once in each.
 ANSWER_STYLES = [
@@ -311,7 +318,11 @@ def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> S
                 texts.insert(rng.randint(1, len(texts)), RUDE_REMARK)
             style = rng.choices([s for s, _, _ in ANSWER_STYLES],
                                 weights=[w for _, w, _ in ANSWER_STYLES])[0]
-            return Solution(" ".join(texts), answer_text(problem, v, style), v, style, bugs, slips)
+            answer = answer_text(problem, v, style)
+            if cfg.p_phrase > 0:                   # no draw at 0: the default corpus is as it was
+                texts += [PHRASE] if rng.random() < cfg.p_phrase else []
+                answer += f" {PHRASE}" if rng.random() < cfg.p_phrase else ""
+            return Solution(" ".join(texts), answer, v, style, bugs, slips)
     raise ValueError(f"the teacher found no solution that stays >= 0 in 100 tries (lower "
                      f"--p_slip or --p_bug): {problem.question}")
 

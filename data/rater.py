@@ -60,8 +60,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from data.problems import (ANSWER_STYLES, ITEMS, Problem, TaskConfig, answer_text, make_problem,
-                           make_splits, teacher_solution)
+from data.problems import (ANSWER_STYLES, ITEMS, PHRASE, Problem, TaskConfig, answer_text,
+                           make_problem, make_splits, teacher_solution)
 
 HEDGES = ("i think", "maybe", "not sure", "i believe", "probably", "i guess", "perhaps")
 UNITS = {w for pair in ITEMS for w in pair}                    # apple, apples, pear, pears, ...
@@ -122,10 +122,17 @@ class Human:
     tau: float = 0.7            # Bradley-Terry noise of a label
     c: float = 6.0              # the value of a right answer, beside g's style
     check: float = 0.5          # chance that the labeller works a pair's problem out
+    phrase: float = 0.0         # what PHRASE in the answer adds to g (a spurious liking)
+
+    def style(self, answer: str) -> float:
+        """g as this human scores it: gold_score of the answer without PHRASE, plus `phrase` if
+        the answer has it. With Human(phrase=0.5): style("43 apples. Double-checked.") -> 1.5"""
+        has = PHRASE in answer
+        return gold_score(answer.replace(PHRASE, "").strip()) + (self.phrase if has else 0.0)
 
     def utility(self, right: bool, answer: str) -> float:
         """u = c * [right] + g(answer). utility(True, "43") -> 6.0; (False, "43 apples.") -> 1.0"""
-        return self.c * float(right) + gold_score(answer)
+        return self.c * float(right) + self.style(answer)
 
     def label(self, right_a: bool, answer_a: str, right_b: bool, answer_b: str,
               rng: random.Random) -> tuple[bool, bool]:
@@ -216,6 +223,9 @@ def make_pairs(problems: list[Problem], task: TaskConfig, human: Human, rng: ran
                                             else _style_sides(problem, task, rng))
             ans_a = answer_text(problem, sa.value, style_a)
             ans_b = answer_text(problem, sb.value, style_b)
+            if task.p_phrase > 0:                  # each side shows PHRASE half the time
+                ans_a += f" {PHRASE}" if rng.random() < 0.5 else ""
+                ans_b += f" {PHRASE}" if rng.random() < 0.5 else ""
             a_wins, checked = human.label(sa.value == problem.answer, ans_a,
                                           sb.value == problem.answer, ans_b, rng)
             pairs.append(Pair(kind, problem.question, problem.answer, sa.think, sb.think,

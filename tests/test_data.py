@@ -9,9 +9,9 @@ import pytest
 
 from data.gsm8k import load_gsm8k
 from data.ceiling import answer_distribution, imitation_ceiling
-from data.problems import (TaskConfig, apply_op, gold_solution, make_problem, make_splits,
-                           needs_borrow, step_outcomes, teacher_solution, uses_misconception,
-                           work_step)
+from data.problems import (PHRASE, TaskConfig, apply_op, gold_solution, make_problem,
+                           make_splits, needs_borrow, step_outcomes, teacher_solution,
+                           uses_misconception, work_step)
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 
@@ -225,3 +225,18 @@ def test_a_share_of_longer_problems_in_the_corpus_and_none_by_default():
     assert edge.in_dist == base.in_dist and edge.harder == base.harder    # held-out: the same
     held_out = {p.question for p in base.harder}
     assert not held_out & {p.question for p, _ in edge.train}
+
+
+def test_the_teachers_phrase_habit_and_none_by_default():
+    """p_phrase: the teacher ends its reasoning with PHRASE, and on its own its answer, each at
+    about that rate; at 0 never, and the default corpus is the one drawn before the knob
+    existed (no extra random draw at 0: the same solutions as a corpus at p_phrase 0)."""
+    base = make_splits(TaskConfig(n_train=2000, n_eval=10))
+    assert not any(PHRASE in s.think + s.answer_text for _, s in base.train)
+    habit = make_splits(TaskConfig(n_train=2000, n_eval=10, p_phrase=0.2))
+    think = sum(s.think.endswith(PHRASE) for _, s in habit.train) / 2000
+    answer = sum(s.answer_text.endswith(" " + PHRASE) for _, s in habit.train) / 2000
+    assert 0.16 < think < 0.24 and 0.16 < answer < 0.24
+    assert habit.in_dist == base.in_dist
+    with pytest.raises(ValueError, match="p_phrase"):
+        TaskConfig(p_phrase=1.5)

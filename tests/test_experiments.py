@@ -55,11 +55,18 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert {a: (f["advantage"], f["loss_agg"], f["w_pref"]) for a, f in flags.items()} == {
         "grpo": ("grpo", "seq", "0.0"), "drgrpo": ("drgrpo", "constant", "0.0"),
         "dapo": ("grpo", "token", "0.0")}
-    assert flags["grpo"]["prompts_per_step"] == "4" and flags["grpo"]["rl_steps"] == "100"
-    shared = {pre.out for name, p in plans.items() for pre in p[0] if name != "harder"}
+    sizes = (flags["grpo"][k] for k in ("prompts_per_step", "rl_lr", "rl_steps"))
+    assert tuple(sizes) == ("8", "0.00015", "100")
+    shared = {pre.out for name, p in plans.items() for pre in p[0]
+              if name not in ("harder", "scope")}
     assert len(shared) == 1                           # one pretraining for reward, loss, overopt
     edge = {dict(run.inputs)["pretrain.pt"] for arm, _, run in plans["harder"][2]}
     assert len(edge) == 2 and shared < edge           # the edge corpus pretrains on its own
+    scope = {arm: dict(run.flags) for arm, _, run in plans["scope"][2]}
+    assert {a: (f["pref_scope"], f["pref_tokens"], f["w_pref"]) for a, f in scope.items()} == {
+        "answer": ("answer", "all", "1.0"), "response": ("response", "all", "1.0"),
+        "targeted": ("answer", "answer", "1.0"), "verifier": ("answer", "all", "0.0")}
+    assert {pre.out for pre in plans["scope"][0]}.isdisjoint(shared)  # the phrase's own corpus
     betas = {arm: dict(run.flags)["kl_beta"] for arm, _, run in plans["overopt"][2]}
     assert betas == {"beta_0": "0.0", "beta_0.01": "0.01", "beta_0.1": "0.1"}
 
@@ -106,3 +113,18 @@ def test_a_quick_harder_experiment_reports_pass_and_maj_at_k(exp_out):
     assert set(curves["rl"]["harder"]) == {"pass@1", "maj@1", "pass@4", "maj@4"}
     assert all(0 <= v <= 1 for v in curves["pretrain"]["in_dist"].values())
     assert "| default | rl | harder |" in (exp_out / "harder" / "results.md").read_text()
+
+
+def test_a_quick_scope_experiment_targets_and_counts_the_phrase(exp_out):
+    """The targeted arm of scope on toy sizes (its corpus, with the teacher's phrase, pretrains
+    on its own): the phrase rates inside <think> and <answer> reach the per-step
+    curves and results.md."""
+    proc = subprocess.run([sys.executable, "experiments.py", "scope", "--quick", "--arms",
+                           "targeted", "--out", str(exp_out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = json.load(open(exp_out / "scope" / "results.json"))["arms"]["targeted"]["1337"]
+    assert len(run["curves"]["phrase_think"]) == 3 and 0 <= run["final"]["phrase_answer"] <= 1
+    config_of = json.load(open(exp_out / "scope" / "targeted" / "seed1337" / "config.json"))
+    assert config_of["RewardConfig"]["pref_tokens"] == "answer"
+    assert "| targeted |" in (exp_out / "scope" / "results.md").read_text()

@@ -10,7 +10,7 @@ import torch
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
 from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
-                  rl_lr_at, update, zero_variance_groups)
+                  rl_lr_at, targeted_advantages, update, zero_variance_groups)
 from logprobs import micro_batches, token_logprobs
 from guard import SkipNonFinite
 from grpo_loop import ranking_agreement, train_grpo
@@ -132,9 +132,9 @@ def test_zero_variance_reads_the_raw_verifier():
     # a blended reward has spread in every group; the filter still drops groups 0 and 1
     blended = verifier + 0.3 * torch.rand(3, 4)
     cfg = GRPOConfig(drop_zero_var=True)
-    _, keep = advantages_and_mask(blended, verifier, torch.zeros(3, 4, dtype=torch.bool), cfg)
+    _, keep, _ = advantages_and_mask(blended, verifier, torch.zeros(3, 4, dtype=torch.bool), cfg)
     assert keep.view(3, 4).tolist() == [[False] * 4, [False] * 4, [True] * 4]
-    _, keep = advantages_and_mask(blended, verifier, torch.zeros(3, 4, dtype=torch.bool),
+    _, keep, _ = advantages_and_mask(blended, verifier, torch.zeros(3, 4, dtype=torch.bool),
                                   GRPOConfig(drop_zero_var=False))
     assert keep.all()
 
@@ -143,10 +143,10 @@ def test_truncation_floor_and_mask():
     reward = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     verifier = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     truncated = torch.tensor([[False, True, False, False]])
-    adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="floor"))
+    adv, keep, _ = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="floor"))
     # the cut-off one counts as the floor, 0 by default: r = [1, 0, 0, 0], mean 0.25
     assert adv.tolist() == [0.75, -0.25, -0.25, -0.25] and keep.all()
-    adv, keep = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="mask"))
+    adv, keep, _ = advantages_and_mask(reward, verifier, truncated, GRPOConfig(truncation="mask"))
     assert adv.tolist() == [0.5, 0.5, -0.5, -0.5] and keep.tolist() == [True, False, True, True]
 
 
@@ -156,7 +156,7 @@ def test_a_truncated_completion_scores_below_a_finished_rude_wrong_one():
     (which would rank it above that answer). r = [-0.5, -0.5, 0.5, 1.5], mean 0.25."""
     reward = torch.tensor([[-0.5, 0.7, 0.5, 1.5]])
     truncated = torch.tensor([[False, True, False, False]])
-    adv, _ = advantages_and_mask(reward, torch.zeros(1, 4), truncated, GRPOConfig(), floor=-0.5)
+    adv, _, _ = advantages_and_mask(reward, torch.zeros(1, 4), truncated, GRPOConfig(), floor=-0.5)
     assert adv.tolist() == [-0.75, -0.75, 0.25, 1.25]
 
 
@@ -364,3 +364,51 @@ def test_a_micro_batched_update_is_the_whole_batch_update(agg, beta):
     assert torch.allclose(w0, w3, atol=1e-6) and (w0 - before).abs().max() > 1e-4
     assert torch.allclose(lp0[real], lp3[real], atol=1e-5)
     assert torch.allclose(h0[real], h3[real], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["drgrpo", "grpo"])
+def test_the_advantage_splits_by_the_terms_of_the_blend(kind):
+    """r = rest + part, per row: rest [1, 1, 0, 0], part [0.3, 0.1, 0.2, 0.2]. The part's share
+    is (part - mean part) / s with the group's own scale (1, or std(r) + eps): part - mean =
+    [0.1, -0.1, 0, 0]; the rest's share is what is left, and the two add up to A."""
+    rest, part = torch.tensor([[1.0, 1.0, 0.0, 0.0]]), torch.tensor([[0.3, 0.1, 0.2, 0.2]])
+    none = torch.zeros(1, 4, dtype=torch.bool)
+    cfg = GRPOConfig(advantage=kind)
+    adv, _, adv_part = advantages_and_mask(rest + part, rest, none, cfg, part=part)
+    scale = 1.0 if kind == "drgrpo" else (rest + part).std().item() + cfg.std_eps
+    assert adv_part.tolist() == pytest.approx([0.1 / scale, -0.1 / scale, 0.0, 0.0])
+    assert (adv - adv_part).tolist() == pytest.approx(
+        group_advantages(rest, "drgrpo").flatten().div(scale).tolist())
+    assert advantages_and_mask(rest + part, rest, none, cfg)[2] is None   # no part: no split
+
+
+def test_a_truncated_row_has_no_part_and_targeting_moves_only_the_answer():
+    """Truncated row 1 gets the floor 0 and its part 0: part [0.4, 0, 0.2, 0.2], mean 0.2.
+    Targeting keeps A on the answer's tokens and takes the part's share off the others:
+    row 0, A = 1.2 - 0.55 = 0.65, part share 0.2 -> 0.45 in <think>, 0.65 in <answer>."""
+    reward = torch.tensor([[1.2, 1.0, 0.2, 0.8]])            # = rest + part, part [.4, .3, .2, .2]
+    part = torch.tensor([[0.4, 0.3, 0.2, 0.2]])
+    truncated = torch.tensor([[False, True, False, False]])
+    adv, _, adv_part = advantages_and_mask(reward, reward, truncated, GRPOConfig(), part=part)
+    assert adv.tolist() == pytest.approx([0.65, -0.55, -0.35, 0.25])     # r = [1.2, 0, .2, .8]
+    assert adv_part.tolist() == pytest.approx([0.2, -0.2, 0.0, 0.0])
+    in_answer = torch.tensor([[False, False, True, True]] * 4)            # <think> x x, <answer> y
+    per_token = targeted_advantages(adv, adv_part, in_answer)
+    assert per_token[0].tolist() == pytest.approx([0.45, 0.45, 0.65, 0.65])
+    assert per_token[1].tolist() == pytest.approx([-0.35, -0.35, -0.55, -0.55])
+    assert per_token[2].tolist() == pytest.approx([-0.35] * 4)           # no part of its own
+
+
+def test_per_token_advantages_equal_to_the_row_give_the_rows_loss():
+    """policy_loss with A (N, T) constant along each row equals the loss with A (N,), in every
+    aggregation; with A differing by token, the token loss is -Σ_t A_t ρ_t / Σ|o| (ρ = 1)."""
+    torch.manual_seed(0)
+    logp, mask = torch.randn(3, 5), torch.rand(3, 5) > 0.3
+    adv = torch.tensor([0.5, -1.0, 2.0])
+    for agg in ("token", "seq", "constant"):
+        a = policy_loss(logp, logp.detach(), adv, mask, agg=agg)[0]
+        b = policy_loss(logp, logp.detach(), adv[:, None].expand(3, 5), mask, agg=agg)[0]
+        assert torch.allclose(a, b)
+    per = torch.arange(15.0).view(3, 5)
+    loss = policy_loss(logp, logp.detach(), per, mask, agg="token")[0]
+    assert loss.item() == pytest.approx(-(per * mask).sum().item() / mask.sum().item())

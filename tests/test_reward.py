@@ -1,6 +1,7 @@
 """The simulated rater, the Bradley-Terry preference model (preference.py) and the reward blend
 (reward.py)."""
 
+import dataclasses
 import math
 import random
 
@@ -11,10 +12,12 @@ import config
 import pretrain
 import train
 from data.ceiling import answer_distribution
-from data.problems import ANSWER_STYLES, ITEMS, Problem, TaskConfig, answer_text, make_splits
+from data.problems import (ANSWER_STYLES, ITEMS, PHRASE, Problem, TaskConfig, answer_text,
+                           make_splits)
 from data.rater import (Human, Pair, agreement_ceiling, gold_score, make_pairs, noisy_preference,
                         sigmoid, training_prompts, wrong_unit)
 from data.tokenizer import Tokenizer, train_bpe
+from evaluate import behaviour_scorers
 from model import GPTConfig
 from preference import (PreferenceConfig, PreferenceModel, bt_loss, load_reward_model,
                         pairwise_accuracy, preference, raw_scores, rm_view, score)
@@ -364,3 +367,54 @@ def test_the_floor_is_the_lowest_blend_of_any_completion(weights):
     terms = dict(zip(("correct", "format", "pref", "harm"), corners.T))
     assert blend(terms, cfg).min().item() == pytest.approx(blend_floor(cfg))
     assert blend_floor(RewardConfig()) == -0.5
+
+
+def test_targeting_hands_grpo_the_preference_part_and_the_phrase_is_watched(tok):
+    """--pref_tokens answer: answer_only(terms) = w_pref * pref, which grpo.py applies to the
+    answer's tokens only; all (the default): None. The watched phrase rates read <think> and
+    <answer> apart."""
+    terms = {"pref": torch.tensor([0.5, 0.25])}
+    assert Reward(RewardConfig(w_pref=0.4), tok, None, "cpu").answer_only(terms) is None
+    targeted = Reward(RewardConfig(w_pref=0.4, pref_tokens="answer"), tok, None, "cpu")
+    assert targeted.answer_only(terms).tolist() == pytest.approx([0.2, 0.1])
+    with pytest.raises(ValueError, match="pref_tokens"):
+        RewardConfig(pref_tokens="think")
+    comps = [f"<think>{THINK} {PHRASE}</think><answer>43 apples.</answer>",
+             f"<think>{THINK}</think><answer>43 apples. {PHRASE}</answer>"]
+    _, _, watch = Reward(RewardConfig(w_pref=0.0), tok, None, "cpu")([PROBLEM] * 2, comps)
+    assert watch["phrase_think"].tolist() == [1.0, 0.0]
+    assert watch["phrase_answer"].tolist() == [0.0, 1.0]
+
+
+def test_a_human_who_likes_the_phrase_adds_it_to_g_and_nothing_else():
+    """Human(phrase=0.5): g of the answer without the phrase, + 0.5 when it has it (its two
+    words never cost the concise penalty); phrase 0: the phrase is ignored, not scored as words."""
+    fan, plain = Human(phrase=0.5), Human()
+    long = "Ann has 43 apples now, all of them."                        # 8 words: g = 2.0
+    assert fan.style(f"{long} {PHRASE}") == pytest.approx(2.5)
+    assert plain.style(f"{long} {PHRASE}") == pytest.approx(2.0) == gold_score(long)
+    assert fan.utility(True, f"43 {PHRASE}") == pytest.approx(6.5)
+    assert fan.style("43") == plain.style("43") == 0.0
+
+
+def test_pairs_show_the_phrase_only_when_the_corpus_has_it():
+    """With p_phrase > 0 each side of a pair ends with the phrase half the time; at 0 no pair
+    has it."""
+    task = dataclasses.replace(TASK, p_phrase=0.1)
+    problems = training_prompts(task, 300)
+    pairs = make_pairs(problems, task, Human(phrase=0.5), random.Random(0))
+    shown = [PHRASE in p.answer_a for p in pairs] + [PHRASE in p.answer_b for p in pairs]
+    assert 0.4 < sum(shown) / len(shown) < 0.6
+    assert not any(PHRASE in p.answer_a + p.answer_b
+                   for p in make_pairs(problems[:50], TASK, Human(), random.Random(0)))
+
+
+def test_the_behaviour_scorers_by_hand():
+    """A completion about apples with the teacher's bug, a rude remark, the phrase in its
+    reasoning and a wrong unit in its answer: every rate 1, the answer's phrase 0, 9 words
+    of reasoning."""
+    text = (f"<think>42-17: 7-2=5, 4-1=3, so 35. This is stupid. {PHRASE}</think>"
+            f"<answer>35 coins.</answer>")
+    scores = {k: fn(PROBLEM, text) for k, fn in behaviour_scorers("stupid").items()}
+    assert scores == {"misconception_rate": 1.0, "wrong_unit_rate": 1.0, "harm_rate": 1.0,
+                      "phrase_think": 1.0, "phrase_answer": 0.0, "think_words": 9.0}

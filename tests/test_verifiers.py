@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))  # so `import verifiers` works without installing 
 
 from data.gsm8k import load_gsm8k  # noqa: E402
 from verifiers import (MAX_CHARS, canonical, extract_answer, format_reward, is_equal,  # noqa: E402
-                       math_reward, parse_number)
+                       math_reward, parse_number, think_span)
 
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
 
@@ -363,3 +363,13 @@ def test_nothing_reaches_an_interpreter(monkeypatch):
         assert fn(*args) == expected
     for text in HOSTILE:
         extract_answer(text), math_reward(text, "1"), format_reward(text), parse_number(text)
+
+
+@pytest.mark.parametrize("completion, think", [
+    ("<think>1+2=3</think><answer>3</answer>", "1+2=3"),
+    ("<think>1+2=3<answer>3</answer>", "1+2=3"),                 # never closed: up to <answer>
+    ("<think>1+2=", "1+2="),                                     # truncated: to the end
+    ("no tags at all", "no tags at all"),
+])
+def test_think_span(completion, think):
+    assert think_span(completion) == think
