@@ -18,7 +18,8 @@ threads; each run keeps its own log (train.log) in its run directory.
 
 It writes out/exp/NAME/results.json (every arm x seed: the final figures and the per-step GRPO
 curves), results.md (mean ± std over seeds, one row per arm) and, with matplotlib installed
-(`pip install -e ".[plot]"`), curves.png; without it, the tables and one line saying so.
+(`pip install -e ".[plot]"`), curves.png; without it, the tables and one line saying so
+(summary.py).
 
 What this deliberately is not: a sweep framework or a scheduler across machines. The arms are
 listed by hand below, top to bottom, so that each experiment reads as its own question.
@@ -34,12 +35,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-import numpy as np
 from tqdm import tqdm
 
 import config
 import overopt
 import passk
+import summary
 import train
 from checkpoint import write_json, write_text
 
@@ -246,85 +247,6 @@ def execute(run: Run, threads: int) -> None:
         raise RuntimeError(f"{run.out}: train.py exited {proc.returncode}; see "
                            f"{os.path.join(run.out, 'train.log')}")
 
-# ------------------------------------------------------------------------------------------------
-# results: final figures and curves, mean and std over seeds
-
-
-def collect(arm_runs: list[tuple]) -> dict:
-    """{arm: {seed: {"final": {...}, "pretrained": {...}, "pretrain": its directory,
-    "reward_model": {...}, "curves": {key: [...]}}}}: final and pretrained are every held-out
-    in-distribution figure of report.json, after and before RL."""
-    results: dict = {}
-    for arm, seed, run in arm_runs:
-        report = json.load(open(os.path.join(run.out, "report.json")))
-        rm_report = json.load(open(os.path.join(run.out, "reward.json")))
-        rows = [json.loads(line) for line in open(os.path.join(run.out, "grpo_log.jsonl"))]
-        curves = {k: [r.get(k) for r in rows] for k in rows[0] if isinstance(rows[0][k], float)}
-        results.setdefault(arm, {})[str(seed)] = {
-            "final": report["eval"]["rl"]["in_dist"],
-            "pretrained": report["eval"]["pretrained"]["in_dist"],
-            "pretrain": dict(run.inputs)["pretrain.pt"],
-            "reward_model": rm_report.get("figures", {}), "curves": curves}
-    return results
-
-
-def mean_std(xs: list[float]) -> str:
-    """'0.512 ± 0.031' (sample std, n - 1), or just the value with one seed."""
-    a = np.asarray(xs, dtype=float)
-    return f"{a.mean():.3f}" if len(a) < 2 else f"{a.mean():.3f} ± {a.std(ddof=1):.3f}"
-
-
-def markdown(name: str, results: dict, seeds: int) -> str:
-    """results.md: one row per arm, mean ± std over seeds of the experiment's columns of the RL
-    model and of the mean over the last 10 GRPO steps of each of its curves; above them a row
-    for the pretrained policy the arms start from (one per distinct pretraining)."""
-    exp = EXPERIMENTS[name]
-    cols = list(exp.columns) + [f"{k} (last 10)" for k in exp.curves]
-    lines = [f"# {name}: {exp.question}", "", f"{seeds} seed(s); held-out in-distribution "
-             f"figures.", "", "| arm | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    starts: list = []                                # the distinct pretrainings, in arm order
-    for arm, by_seed in results.items():
-        runs = list(by_seed.values())
-        start = sorted(r["pretrain"] for r in runs)
-        if start not in starts:
-            label = "pretrained" if not starts else f"pretrained ({arm})"
-            starts.append(start)
-            cells = [mean_std([r["pretrained"][k] for r in runs]) for k in exp.columns]
-            lines.append(f"| {label} | " + " | ".join(cells + ["-"] * len(exp.curves)) + " |")
-    for arm, by_seed in results.items():
-        runs = list(by_seed.values())
-        cells = [mean_std([r["final"][k] for r in runs]) for k in exp.columns]
-        for k in exp.curves:
-            cells.append(mean_std([float(np.nanmean(np.array(r["curves"][k][-10:], dtype=float)))
-                                   for r in runs]))
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: dict, curves: tuple, path: str) -> bool:
-    """curves.png: each of `curves` over steps, one line per arm (mean over seeds, 10-step
-    moving average). False when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2))
-    for ax, k in zip(axes, curves):
-        for arm, by_seed in results.items():
-            ys = np.nanmean(np.array([r["curves"][k] for r in by_seed.values()], dtype=float), 0)
-            smooth = np.convolve(ys, np.ones(10) / 10, mode="valid") if len(ys) >= 10 else ys
-            ax.plot(smooth, label=arm)
-        ax.set_title(k)
-        ax.set_xlabel("GRPO step")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
-
-
 def main(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__ + "\nexperiments: " + ", ".join(EXPERIMENTS) + "\n"
@@ -358,7 +280,7 @@ def main(argv: list[str]) -> None:
                 raise done.exception()
             bar.update()
     bar.close()
-    results, exp, bon = collect(arm_runs), EXPERIMENTS[name], {}
+    results, exp, bon = summary.collect(arm_runs), EXPERIMENTS[name], {}
     folder = os.path.join(cfg.out, name)
     if exp.bon:                                      # in this process, once per seed
         n_max, n_prompts = QUICK_BON if cfg.quick else (exp.bon, BON_PROMPTS)
@@ -379,14 +301,15 @@ def main(argv: list[str]) -> None:
                                                       "quick": cfg.quick, "arms": results,
                                                       **({"bon": bon} if bon else {}),
                                                       **({"passk": sampled} if sampled else {})})
-    table = markdown(name, results, cfg.seeds)
+    table = summary.markdown(f"{name}: {exp.question}", exp.columns, exp.curves, results,
+                            cfg.seeds)
     if bon:
-        table += "\n" + overopt.markdown(bon, results, mean_std)
+        table += "\n" + overopt.markdown(bon, results, summary.mean_std)
     if sampled:
-        table += "\n" + passk.markdown(sampled, mean_std)
+        table += "\n" + passk.markdown(sampled, summary.mean_std)
     write_text(os.path.join(folder, "results.md"), table)
     print(table)
-    if plot(results, EXPERIMENTS[name].curves, os.path.join(folder, "curves.png")):
+    if summary.plot(results, exp.curves, os.path.join(folder, "curves.png")):
         print(f"plots: {os.path.join(folder, 'curves.png')}")
         if bon and overopt.plot(bon, results, os.path.join(folder, "overopt.png")):
             print(f"       {os.path.join(folder, 'overopt.png')}")

@@ -26,19 +26,20 @@ Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ fr
 Also available: dropping zero-variance groups, decided on the raw verifier outcome, never on the
 blended reward (DAPO's dynamic sampling, without the refill); truncated completions get the
 blend's floor (`--truncation floor`, Dr. GRPO's 0 generalised to a blend with a penalty) or are
-masked out of the loss (`--truncation mask`, DAPO's overlong filtering).
-Dropout is off in every RL forward pass (the policy is kept in eval mode).
+masked out of the loss (`--truncation mask`, DAPO's overlong filtering); reward targeting
+(`--pref_tokens answer`): the preference term's share of A_i goes to the answer's tokens only,
+so a reward that reads the answer cannot write into the reasoning through the gradient (against
+feedback spillover, Drori et al., arXiv 2511.11584). Dropout is off in every RL forward pass.
 
 The same forward code scores tokens at sampling time (sampler.generate records log-probs) and at
 training time (`token_logprobs`), at the rollout temperature: they agree to float rounding,
 tested.
 
 Reading order: the pure math (group_advantages, advantages_and_mask, kl_k3, policy_loss; the
-teacher-forced log-probs and their micro-batches are logprobs.py), then `update` and
-`grpo_step`, the whole step in one function. The loop around it (prompts, the log, --resume,
-data parallelism) is grpo_loop.py. Under torchrun `grpo_step` samples with
-the global batch's noise and normalises its share of the loss by the global batch's counts, so
-that DDP's averaged gradient is the one a single process would take.
+log-probs and their micro-batches are logprobs.py), then `update` and `grpo_step`, the whole
+step in one function; the loop around it (prompts, the log, --resume, DDP) is grpo_loop.py.
+Under torchrun `grpo_step` samples with the global batch's noise and normalises its share of
+the loss by the global batch's counts: DDP's averaged gradient is a single process's.
 
 What this is deliberately not: PPO with a value model, process rewards, or a rollout engine
 separate from the trainer (vLLM-style).
@@ -144,11 +145,10 @@ def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: flo
     GRPO's choice; with a penalty term it is below 0, or a rude wrong answer would score below
     one that never ends. "mask": it keeps its reward for the baseline but is left out of the
     loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw verifier
-    outcomes are all equal (DAPO's dynamic sampling without the refill).
-    Both advantages are linear in r, so A splits by the terms of the blend with the group's own
-    scale s (std(r) + ε for grpo, 1 for drgrpo): A_i = (part_i - mean part) / s + (rest_i -
-    mean rest) / s. A truncated row's part is 0 under "floor" (the floor is all its reward).
-    """
+    outcomes are all equal (DAPO's dynamic sampling without the refill). A is linear in r, so
+    it splits by the blend's terms at the group's scale s (std(r) + ε for grpo, 1 for drgrpo):
+    A_i = (part_i - mean part) / s + (rest_i - mean rest) / s; under "floor" a truncated row's
+    part is 0 (the floor is all its reward)."""
     if cfg.truncation == "floor":
         reward = torch.where(truncated, floor, reward)               # (B, G) cut off: the floor
     adv = group_advantages(reward, cfg.advantage, cfg.std_eps)       # (B, G)

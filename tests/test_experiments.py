@@ -11,6 +11,7 @@ import pytest
 
 import config
 import experiments
+import summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,8 +73,8 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
 
 
 def test_mean_and_std_by_hand():
-    assert experiments.mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000"      # sample std, n - 1
-    assert experiments.mean_std([0.25]) == "0.250"
+    assert summary.mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000"      # sample std, n - 1
+    assert summary.mean_std([0.25]) == "0.250"
 
 
 def test_a_quick_experiment_runs_and_continues_without_running_again(exp_out):
