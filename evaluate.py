@@ -11,8 +11,9 @@ held-out set and scores each completion with the exact-match checks of verifiers
     mean_length      mean number of generated tokens of those samples
 
 Extra scorers (the gold rater, the preference model, `behaviour_scorers`) can be passed in and
-are averaged over the sampled answers too. With n = k samples per prompt the usual unbiased pass@k estimator
-1 - C(n-c, k)/C(n, k) (Chen et al., arXiv 2107.03374) reduces to "any of the k was right".
+are averaged over the sampled answers too. With n = k samples per prompt the usual unbiased
+pass@k estimator 1 - C(n-c, k)/C(n, k) (Chen et al., arXiv 2107.03374) reduces to "any of the
+k was right".
 
 What this is deliberately not: majority voting or a generation engine of its own.
 """

@@ -303,13 +303,12 @@ def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, 
 
     score(problems, texts) -> (terms, total, watched): the reward (reward.Reward). floor: what
     a truncated completion earns (reward.Reward.floor). answer_only(terms) -> (N,) or None: the
-    part of the total whose advantage goes to the answer's tokens only (reward.Reward.
-    answer_only); None, or no answer_only: every token gets all of A. ref: a frozen copy of the initial
-    policy, for the KL term (β > 0) or only to log the KL from it (one no-grad forward).
-    trainer: the policy wrapped in DistributedDataParallel under torchrun (the
-    gradients are averaged over ranks). A step with nothing to learn
-    (every A = 0 with β = 0, or no row kept) makes no update at all, since AdamW's momentum
-    would still move θ; its forward pass is for the diagnostics only."""
+    part of the total whose advantage only the answer's tokens get (reward.Reward.answer_only);
+    without it every token gets all of A. ref: a frozen copy of the initial policy, for the KL
+    term (β > 0) or only to log the KL from it (one no-grad forward). trainer: the policy
+    wrapped in DistributedDataParallel under torchrun (the gradients are averaged over ranks).
+    A step with nothing to learn (every A = 0 with β = 0, or no row kept) makes no update at
+    all, since AdamW's momentum would still move θ; its forward pass is for the diagnostics."""
     G, b, device = cfg.group_size, len(problems), next(policy.parameters()).device
     sync(str(device))                                                # clocks read after the GPU
     t0 = time.time()

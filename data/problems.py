@@ -102,8 +102,8 @@ PHRASE = "Double-checked."      # what the teacher may add (p_phrase); a human m
 
 
 def has_phrase(text: str) -> float:
-    """1.0 if PHRASE is in text (case-insensitive), else 0.0."""
-    return float(PHRASE.lower() in text.lower())
+    """1.0 if PHRASE is in text, as written (the human's test too: data/rater.Human.style)."""
+    return float(PHRASE in text)
 
 # The answer styles, as (name, weight, template). The number appears exactly once in each.
 ANSWER_STYLES = [

@@ -61,7 +61,7 @@ import re
 from dataclasses import dataclass
 
 from data.problems import (ANSWER_STYLES, ITEMS, PHRASE, Problem, TaskConfig, answer_text,
-                           make_problem, make_splits, teacher_solution)
+                           has_phrase, make_problem, make_splits, teacher_solution)
 
 HEDGES = ("i think", "maybe", "not sure", "i believe", "probably", "i guess", "perhaps")
 UNITS = {w for pair in ITEMS for w in pair}                    # apple, apples, pear, pears, ...
@@ -127,8 +127,8 @@ class Human:
     def style(self, answer: str) -> float:
         """g as this human scores it: gold_score of the answer without PHRASE, plus `phrase` if
         the answer has it. With Human(phrase=0.5): style("43 apples. Double-checked.") -> 1.5"""
-        has = PHRASE in answer
-        return gold_score(answer.replace(PHRASE, "").strip()) + (self.phrase if has else 0.0)
+        bonus = self.phrase * has_phrase(answer)
+        return gold_score(answer.replace(PHRASE, "").strip()) + bonus
 
     def utility(self, right: bool, answer: str) -> float:
         """u = c * [right] + g(answer). utility(True, "43") -> 6.0; (False, "43 apples.") -> 1.0"""

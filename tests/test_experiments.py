@@ -129,3 +129,17 @@ def test_a_quick_scope_experiment_targets_and_counts_the_phrase(exp_out):
     config_of = json.load(open(exp_out / "scope" / "targeted" / "seed1337" / "config.json"))
     assert config_of["RewardConfig"]["pref_tokens"] == "answer"
     assert "| targeted |" in (exp_out / "scope" / "results.md").read_text()
+
+
+@pytest.mark.parametrize("name, arms", [("reward", "verifier,pref_response"), ("loss", "dapo")])
+def test_a_quick_reward_and_loss_experiment_write_their_tables(exp_out, name, arms):
+    """The smoke test of the two other experiments, on the module's shared caches: each arm's
+    row and the pretrained row reach results.md, with the experiment's own columns."""
+    proc = subprocess.run([sys.executable, "experiments.py", name, "--quick", "--arms", arms,
+                           "--out", str(exp_out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (exp_out / name / "results.md").read_text()
+    assert all(f"| {arm} |" in table for arm in arms.split(",")) and "| pretrained |" in table
+    column = {"reward": "harm_rate", "loss": "think_words"}[name]
+    assert column in table.splitlines()[4]                      # the header row
