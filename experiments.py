@@ -13,8 +13,10 @@ What this is: a runner. An experiment is a base (train.py overrides its arms sha
 A cache key is a hash of the configs that make the thing (and the seed), so every experiment
 that needs the same pretraining or the same preference model reuses it. A finished run is never
 run again and an interrupted one resumes (`train.py --resume`): re-running the command after a
-kill continues where it stopped. `--jobs` processes run at once, each with cores // jobs torch
-threads; each run keeps its own log (train.log) in its run directory.
+kill continues where it stopped. A run directory made with other settings (an edited arm, new
+SIZES) stops the command before anything runs, rather than being reused or overwritten.
+`--jobs` processes run at once, each with cores // jobs torch threads, and each run starts as
+soon as the runs it copies from have finished; each keeps its own log (train.log).
 
 It writes out/exp/NAME/results.json (every arm x seed: the final figures and the per-step GRPO
 curves), results.md (mean ± std over seeds, one row per arm) and, with matplotlib installed
@@ -226,6 +228,20 @@ def state(out: str) -> str:
     return "done" if set(progress["stages"]) <= set(progress["done"]) else "interrupted"
 
 
+def differs(run: Run) -> str | None:
+    """How a started run's recorded config (its config.json) differs from the one planned now,
+    e.g. "--rl_lr 0.0003, planned 0.00015"; None when it agrees or has not started. A field the
+    run did not record (one added later, at its default) is not a difference."""
+    path = os.path.join(run.out, "config.json")
+    if state(run.out) == "new" or not os.path.exists(path):
+        return None
+    recorded = {k: str(v) for fields in json.load(open(path)).values() for k, v in fields.items()}
+    for k, v in run.flags:
+        if k in recorded and recorded[k] != v:
+            return f"--{k} {recorded[k]}, planned {v}"
+    return None
+
+
 def execute(run: Run, threads: int) -> None:
     """Run it once: skipped when done, resumed when interrupted, else started from copies of its
     inputs. Raises RuntimeError naming the run and its log when train.py fails."""
@@ -264,6 +280,10 @@ def main(argv: list[str]) -> None:
     threads = max(1, cores // jobs)
     pre, rms, arm_runs = plan(name, cfg)             # every config is checked here, up front
     runs = pre + rms + [run for _, _, run in arm_runs]  # each after every run it copies from
+    for run in runs:                                 # a run made with other settings is kept
+        if differs(run):
+            raise config.ConfigError(f"{run.out} was run with {differs(run)}: move it away or "
+                                     f"choose another --out")
     bar = tqdm(total=len(runs), desc=f"{name} runs", dynamic_ncols=True)
     made: dict = {}                                  # run directory -> its Future
 

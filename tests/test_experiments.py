@@ -143,3 +143,22 @@ def test_a_quick_reward_and_loss_experiment_write_their_tables(exp_out, name, ar
     assert all(f"| {arm} |" in table for arm in arms.split(",")) and "| pretrained |" in table
     column = {"reward": "harm_rate", "loss": "think_words"}[name]
     assert column in table.splitlines()[4]                      # the header row
+
+
+def test_a_run_made_with_other_settings_stops_the_command_before_anything_runs(tmp_path):
+    """A finished arm whose config.json records another learning rate than the plan's: the
+    runner names the run and the setting, and touches nothing."""
+    cfg = experiments.ExperimentConfig(seeds=1, quick=True, out=str(tmp_path))
+    arm, _, run = experiments.plan("loss", cfg)[2][0]
+    os.makedirs(run.out)
+    flags = dict(run.flags)
+    recorded = {"GRPOConfig": {"rl_lr": 0.1, "prompts_per_step": int(flags["prompts_per_step"])}}
+    open(os.path.join(run.out, "config.json"), "w").write(json.dumps(recorded))
+    open(os.path.join(run.out, "progress.json"), "w").write(
+        json.dumps({"stages": ["grpo", "eval"], "done": ["grpo", "eval"]}))
+    assert experiments.differs(run) == f"--rl_lr 0.1, planned {flags['rl_lr']}"
+    proc = subprocess.run([sys.executable, "experiments.py", "loss", "--quick", "--arms", arm,
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and "was run with --rl_lr 0.1" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["loss"]               # no cache, no other run
