@@ -34,7 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -285,20 +285,20 @@ def main(argv: list[str]) -> None:
             raise config.ConfigError(f"{run.out} was run with {differs(run)}: move it away or "
                                      f"choose another --out")
     bar = tqdm(total=len(runs), desc=f"{name} runs", dynamic_ncols=True)
-    made: dict = {}                                  # run directory -> its Future
-
-    def after_inputs(run: Run) -> None:              # its inputs' runs were submitted before it,
-        for src in {src for _, src in run.inputs}:  # so they have started (FIFO): no deadlock
-            made[src].result()                       # and a failed input fails this run too
-        execute(run, threads)
+    pending, running, made = list(runs), {}, set()   # made: run directories finished
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for run in runs:
-            made[run.out] = pool.submit(after_inputs, run)
-        for done in as_completed(made.values()):
-            if done.exception() is not None:         # stop here: nothing queued starts
-                pool.shutdown(cancel_futures=True)
-                raise done.exception()
-            bar.update()
+        while pending or running:                    # start the first runs whose inputs exist
+            ready = [r for r in pending if all(src in made for _, src in r.inputs)]
+            if not ready and not running:
+                raise RuntimeError(f"{pending[0].out}: its inputs are made by no planned run")
+            for run in ready[:jobs - len(running)]:
+                pending.remove(run)
+                running[pool.submit(execute, run, threads)] = run
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                future.result()                      # a failure stops here; the rest waits
+                made.add(running.pop(future).out)
+                bar.update()
     bar.close()
     results, exp, bon = summary.collect(arm_runs), EXPERIMENTS[name], {}
     folder = os.path.join(cfg.out, name)
