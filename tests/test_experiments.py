@@ -131,7 +131,7 @@ def test_a_quick_scope_experiment_targets_and_counts_the_phrase(exp_out):
     assert "| targeted |" in (exp_out / "scope" / "results.md").read_text()
 
 
-@pytest.mark.parametrize("name, arms", [("reward", "verifier,pref_response"), ("loss", "dapo")])
+@pytest.mark.parametrize("name, arms", [("reward", "verifier"), ("loss", "dapo")])
 def test_a_quick_reward_and_loss_experiment_write_their_tables(exp_out, name, arms):
     """The smoke test of the two other experiments, on the module's shared caches: each arm's
     row and the pretrained row reach results.md, with the experiment's own columns."""
