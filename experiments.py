@@ -281,9 +281,9 @@ def main(argv: list[str]) -> None:
     threads = max(1, cores // jobs)
     pre, rms, arm_runs = plan(name, cfg)             # every config is checked here, up front
     runs = pre + rms + [run for _, _, run in arm_runs]  # each after every run it copies from
-    for run in runs:                                 # a run made with other settings is kept
-        if differs(run):
-            raise config.ConfigError(f"{run.out} was run with {differs(run)}: move it away or "
+    for run, reason in ((r, differs(r)) for r in runs):  # a run made otherwise is kept
+        if reason:
+            raise config.ConfigError(f"{run.out} was run with {reason}: move it away or "
                                      f"choose another --out")
     bar = tqdm(total=len(runs), desc=f"{name} runs", dynamic_ncols=True)
     pending, running, made = list(runs), {}, set()   # made: run directories finished
