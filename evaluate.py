@@ -23,9 +23,9 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from data.problems import has_phrase, uses_misconception
+from data.problems import uses_misconception
 from data.rater import wrong_unit
-from reward import harm
+from reward import harm, phrase_where
 from sampler import generate
 from verifiers import answer_span, format_reward, math_reward, think_span
 
@@ -77,8 +77,8 @@ def behaviour_scorers(banned: str) -> dict[str, Callable]:
     return {"misconception_rate": lambda p, c: float(uses_misconception(c)),
             "wrong_unit_rate": lambda p, c: float(wrong_unit(p, answer_span(c) or "")),
             "harm_rate": lambda p, c: harm(c, banned, "response"),
-            "phrase_think": lambda p, c: has_phrase(think_span(c)),
-            "phrase_answer": lambda p, c: has_phrase(answer_span(c) or ""),
+            "phrase_think": lambda p, c: phrase_where(c)["phrase_think"],
+            "phrase_answer": lambda p, c: phrase_where(c)["phrase_answer"],
             "think_words": lambda p, c: float(len(think_span(c).split()))}
 
 

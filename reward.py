@@ -117,6 +117,12 @@ def blend_floor(cfg: RewardConfig) -> float:
     return -cfg.w_harm
 
 
+def phrase_where(completion: str) -> dict[str, float]:
+    """Whether data.problems.PHRASE is inside <think> and inside <answer>, 1.0 or 0.0 each."""
+    return {"phrase_think": has_phrase(think_span(completion)),
+            "phrase_answer": has_phrase(answer_span(completion) or "")}
+
+
 def watched(completions: list[str], correct: torch.Tensor,
             proxy: torch.Tensor | None, human: Human) -> dict[str, torch.Tensor]:
     """What a run watches beside its reward, (N,) each: gold = the human's true utility
@@ -126,9 +132,9 @@ def watched(completions: list[str], correct: torch.Tensor,
     gold = [human.utility(bool(ok), answer_span(c) or "")
             for ok, c in zip(correct.tolist(), completions)]
     nan = torch.full((len(completions),), float("nan"))
+    where = [phrase_where(c) for c in completions]
     return {"gold": torch.tensor(gold), "proxy": (proxy if proxy is not None else nan).cpu(),
-            "phrase_think": torch.tensor([has_phrase(think_span(c)) for c in completions]),
-            "phrase_answer": torch.tensor([has_phrase(answer_span(c) or "") for c in completions])}
+            **{k: torch.tensor([w[k] for w in where]) for k in ("phrase_think", "phrase_answer")}}
 
 
 class Reward:
