@@ -107,10 +107,11 @@ EXPERIMENTS = {
         curves=("phrase_answer", "phrase_think", "accuracy", "gold"),
         columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "phrase_answer",
                  "phrase_think", "think_words", "wrong_unit_rate")),
-    # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted
+    # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted; at
+    # the cpu preset's learning rate, twice SIZES': the experiment wants the policy to travel
     "overopt": Experiment(
         "Over-optimising the preference model: gold against √KL, best-of-n and GRPO at 3 β",
-        dict(ALONE), {"beta_0": dict(kl_beta=0.0),
+        dict(ALONE, rl_lr=3e-4), {"beta_0": dict(kl_beta=0.0),
                       "beta_0.01": dict(kl_beta=0.01),
                       "beta_0.1": dict(kl_beta=0.1)},
         curves=("gold", "proxy", "kl_k1_seq", "accuracy"), bon=64),
@@ -123,7 +124,7 @@ EXPERIMENTS = {
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
 # every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
-# its prompts per RL step (8 x G = 8 completions) at half its learning rate, and half its
+# its prompts per RL step (8 prompts x G = 8 = 64 completions) at half its learning rate, and half its
 # held-out problems. At 8 prompts and the preset's rate the noise of the small batch undid the
 # verifier's gain (the README has the probe); --quick: tiny sizes
 SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100)

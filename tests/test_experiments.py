@@ -58,6 +58,7 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
         "dapo": ("grpo", "token", "0.0")}
     sizes = (flags["grpo"][k] for k in ("prompts_per_step", "rl_lr", "rl_steps"))
     assert tuple(sizes) == ("8", "0.00015", "100")
+    assert {dict(run.flags)["rl_lr"] for _, _, run in plans["overopt"][2]} == {"0.0003"}
     shared = {pre.out for name, p in plans.items() for pre in p[0]
               if name not in ("harder", "scope")}
     assert len(shared) == 1                           # one pretraining for reward, loss, overopt
