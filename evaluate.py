@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from data.problems import uses_misconception
+from data.columns import uses_misconception
 from data.rater import wrong_unit
 from reward import harm, phrase_where
 from sampler import generate

@@ -11,7 +11,8 @@ cross to show it learned something the corpus did not teach.
 What this is deliberately not: an estimate; tests/test_data.py checks it against 20,000 samples.
 """
 
-from data.problems import Problem, TaskConfig, step_outcomes, work_step
+from data.columns import work_step
+from data.problems import Problem, TaskConfig, step_outcomes
 
 
 def answer_distribution(problem: Problem, cfg: TaskConfig) -> dict[int, float]:

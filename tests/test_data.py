@@ -9,9 +9,9 @@ import pytest
 
 from data.gsm8k import load_gsm8k
 from data.ceiling import answer_distribution, imitation_ceiling
+from data.columns import needs_borrow, uses_misconception, work_step
 from data.problems import (PHRASE, TaskConfig, apply_op, gold_solution, make_problem,
-                           make_splits, needs_borrow, step_outcomes, teacher_solution,
-                           uses_misconception, work_step)
+                           make_splits, step_outcomes, teacher_solution)
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 
