@@ -301,6 +301,7 @@ def main(argv: list[str]) -> None:
                 future.result()                      # a failure stops here; the rest waits
                 made.add(running.pop(future).out)
                 bar.update()
+                bar.refresh()                        # at once: runs made before end in ms
     bar.close()
     results, exp, bon = summary.collect(arm_runs), EXPERIMENTS[name], {}
     folder = os.path.join(cfg.out, name)
