@@ -336,6 +336,8 @@ def main(argv: list[str]) -> None:
         print(f"plots: {os.path.join(folder, 'curves.png')}")
         if bon and overopt.plot(bon, results, os.path.join(folder, "overopt.png")):
             print(f"       {os.path.join(folder, 'overopt.png')}")
+        if sampled and passk.plot(sampled, os.path.join(folder, "passk.png")):
+            print(f"       {os.path.join(folder, 'passk.png')}")
     else:
         print('no plots: matplotlib is not installed (pip install -e ".[plot]")')
 

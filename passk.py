@@ -101,3 +101,34 @@ def markdown(by_arm: dict, mean_std) -> str:
                 cells = [mean_std([s[model][name][k] for s in by_seed.values()]) for k in keys]
                 lines.append(f"| {arm} | {model} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot(by_arm: dict, path: str) -> bool:
+    """passk.png: pass@k (solid) and maj@k (dashed) against k, one panel per held-out set, one
+    colour per arm and model (mean over seeds). False when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, name in zip(axes, ("in_dist", "harder")):
+        for arm, by_seed in by_arm.items():
+            for model in ("pretrain", "rl"):
+                runs = [s[model][name] for s in by_seed.values()]
+                ks = [int(k[5:]) for k in runs[0] if k.startswith("pass@")]
+                line, = ax.plot(ks, [np.mean([r[f"pass@{k}"] for r in runs]) for k in ks], "o-",
+                                label=f"{arm}, {'RL' if model == 'rl' else 'pretrained'}")
+                ax.plot(ks, [np.mean([r[f"maj@{k}"] for r in runs]) for k in ks], "x--",
+                        color=line.get_color())
+        ax.set_xscale("log", base=4)
+        ax.set_xlabel("k")
+        ax.set_title(f"{name}: pass@k (solid), maj@k (dashed)", fontsize=9)
+    axes[0].set_ylabel("share of problems")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+

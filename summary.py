@@ -19,7 +19,8 @@ import numpy as np
 def collect(arm_runs: list[tuple]) -> dict:
     """{arm: {seed: {"final": {...}, "pretrained": {...}, "pretrain": its directory,
     "reward_model": {...}, "curves": {key: [...]}}}}: final and pretrained are every held-out
-    in-distribution figure of report.json, after and before RL."""
+    in-distribution figure of report.json, after and before RL; final_harder and
+    pretrained_harder the same on the harder held-out set."""
     results: dict = {}
     for arm, seed, run in arm_runs:
         report = json.load(open(os.path.join(run.out, "report.json")))
@@ -29,6 +30,8 @@ def collect(arm_runs: list[tuple]) -> dict:
         results.setdefault(arm, {})[str(seed)] = {
             "final": report["eval"]["rl"]["in_dist"],
             "pretrained": report["eval"]["pretrained"]["in_dist"],
+            "final_harder": report["eval"]["rl"]["harder"],
+            "pretrained_harder": report["eval"]["pretrained"]["harder"],
             "pretrain": dict(run.inputs)["pretrain.pt"],
             "reward_model": rm_report.get("figures", {}), "curves": curves}
     return results

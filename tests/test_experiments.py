@@ -2,6 +2,7 @@
 two arms of `overopt` end to end, best-of-n and the fits included (then again: nothing is run
 twice)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -115,6 +116,10 @@ def test_a_quick_harder_experiment_reports_pass_and_maj_at_k(exp_out):
     assert set(curves["rl"]["harder"]) == {"pass@1", "maj@1", "pass@4", "maj@4"}
     assert all(0 <= v <= 1 for v in curves["pretrain"]["in_dist"].values())
     assert "| default | rl | harder |" in (exp_out / "harder" / "results.md").read_text()
+    run = json.load(open(exp_out / "harder" / "results.json"))["arms"]["default"]["1337"]
+    assert {"pass@1", "greedy_accuracy"} <= set(run["final_harder"]) & set(run["pretrained_harder"])
+    if importlib.util.find_spec("matplotlib"):
+        assert (exp_out / "harder" / "passk.png").stat().st_size > 0
 
 
 def test_a_quick_scope_experiment_targets_and_counts_the_phrase(exp_out):

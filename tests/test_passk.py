@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from passk import curves, maj_at_k, pass_at_k
+from passk import curves, maj_at_k, pass_at_k, plot
 
 
 def test_pass_at_k_by_hand():
@@ -27,3 +27,11 @@ def test_maj_at_k_by_hand():
 def test_curves_average_over_problems():
     out = curves([["1", "1"], ["2", None]], ["1", "5"], [1, 2])
     assert out == {"pass@1": 0.5, "maj@1": 0.5, "pass@2": 0.5, "maj@2": 0.5}
+
+
+def test_the_plot_is_written_when_matplotlib_is_there(tmp_path):
+    pytest.importorskip("matplotlib")
+    one = {"pass@1": 0.25, "maj@1": 0.25, "pass@4": 0.5, "maj@4": 0.25}
+    by_arm = {"default": {"1337": {m: {s: one for s in ("in_dist", "harder")}
+                                   for m in ("pretrain", "rl")}}}
+    assert plot(by_arm, str(tmp_path / "p.png")) and (tmp_path / "p.png").stat().st_size > 0
