@@ -91,7 +91,7 @@ def markdown(by_arm: dict, mean_std) -> str:
     """One row per arm, model and held-out set: pass@k and maj@k, mean ± std over seeds (as
     mean_std(values) writes it). by_arm: {arm: {seed: {model: {set: curves}}}}."""
     first = next(iter(next(iter(by_arm.values())).values()))
-    keys = list(first["pretrain"]["in_dist"])
+    keys = sorted(first["pretrain"]["in_dist"], key=lambda k: (k.startswith("maj"), int(k.split("@")[1])))
     lines = ["## pass@k and maj@k before and after RL", "",
              "| arm | model | set | " + " | ".join(keys) + " |",
              "|---|---|---|" + "---|" * len(keys)]
@@ -123,6 +123,8 @@ def plot(by_arm: dict, path: str) -> bool:
                 ax.plot(ks, [np.mean([r[f"maj@{k}"] for r in runs]) for k in ks], "x--",
                         color=line.get_color())
         ax.set_xscale("log", base=4)
+        ax.set_xticks(ks, [str(k) for k in ks], minor=False)
+        ax.minorticks_off()
         ax.set_xlabel("k")
         ax.set_title(f"{name}: pass@k (solid), maj@k (dashed)", fontsize=9)
     axes[0].set_ylabel("share of problems")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from passk import curves, maj_at_k, pass_at_k, plot
+from passk import curves, maj_at_k, markdown, pass_at_k, plot
 
 
 def test_pass_at_k_by_hand():
@@ -35,3 +35,11 @@ def test_the_plot_is_written_when_matplotlib_is_there(tmp_path):
     by_arm = {"default": {"1337": {m: {s: one for s in ("in_dist", "harder")}
                                    for m in ("pretrain", "rl")}}}
     assert plot(by_arm, str(tmp_path / "p.png")) and (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_the_table_orders_k_by_value_whatever_the_json_order():
+    one = {"maj@1": 0.25, "maj@16": 0.5, "maj@4": 0.5, "pass@1": 0.25, "pass@16": 1.0,
+           "pass@4": 0.75}                                  # json.dump(sort_keys) order
+    by_arm = {"a": {"1": {m: {s: one for s in ("in_dist", "harder")} for m in ("pretrain", "rl")}}}
+    header = markdown(by_arm, lambda xs: f"{sum(xs) / len(xs):.2f}").splitlines()[2]
+    assert header == ("| arm | model | set | pass@1 | pass@4 | pass@16 | maj@1 | maj@4 | maj@16 |")
