@@ -91,7 +91,8 @@ def markdown(by_arm: dict, mean_std) -> str:
     """One row per arm, model and held-out set: pass@k and maj@k, mean ± std over seeds (as
     mean_std(values) writes it). by_arm: {arm: {seed: {model: {set: curves}}}}."""
     first = next(iter(next(iter(by_arm.values())).values()))
-    keys = sorted(first["pretrain"]["in_dist"], key=lambda k: (k.startswith("maj"), int(k.split("@")[1])))
+    keys = sorted(first["pretrain"]["in_dist"],                     # pass@1 ... then maj@1 ...
+                  key=lambda k: (k.startswith("maj"), int(k.split("@")[1])))
     lines = ["## pass@k and maj@k before and after RL", "",
              "| arm | model | set | " + " | ".join(keys) + " |",
              "|---|---|---|" + "---|" * len(keys)]
@@ -117,7 +118,7 @@ def plot(by_arm: dict, path: str) -> bool:
         for arm, by_seed in by_arm.items():
             for model in ("pretrain", "rl"):
                 runs = [s[model][name] for s in by_seed.values()]
-                ks = [int(k[5:]) for k in runs[0] if k.startswith("pass@")]
+                ks = sorted(int(k[5:]) for k in runs[0] if k.startswith("pass@"))
                 line, = ax.plot(ks, [np.mean([r[f"pass@{k}"] for r in runs]) for k in ks], "o-",
                                 label=f"{arm}, {'RL' if model == 'rl' else 'pretrained'}")
                 ax.plot(ks, [np.mean([r[f"maj@{k}"] for r in runs]) for k in ks], "x--",
@@ -133,4 +134,3 @@ def plot(by_arm: dict, path: str) -> bool:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return True
-
