@@ -12,10 +12,11 @@ What this is: a runner. An experiment is a base (train.py overrides its arms sha
   arm        GRPO + eval per arm and seed, from copies of both     out/exp/NAME/<arm>/seed<s>
 A cache key is a hash of what makes the thing (the fields of its configs that differ from their
 defaults, and the seed), so every experiment that needs the same pretraining or the same
-preference model reuses it, and a knob added later at its default keeps every cache. A finished run is never
-run again and an interrupted one resumes (`train.py --resume`): re-running the command after a
-kill continues where it stopped. A run directory made with other settings (an edited arm, new
-SIZES) stops the command before anything runs, rather than being reused or overwritten.
+preference model reuses it, and a knob added later at its default keeps every cache. A finished
+run is never run again and an interrupted one resumes (`train.py --resume`): re-running the
+command after a kill continues where it stopped. A run directory made with other settings (an
+edited arm, new SIZES) stops the command before anything runs, rather than being reused or
+overwritten.
 `--jobs` processes run at once, each with cores // jobs torch threads, and each run starts as
 soon as the runs it copies from have finished; each keeps its own log (train.log).
 

@@ -32,6 +32,7 @@ from checkpoint import load_model, read_json, write_json
 from data.problems import make_splits
 from evaluate import sample_texts
 from preference import load_reward_model
+import summary
 from reward import Reward
 
 
@@ -167,11 +168,8 @@ def markdown(bon: dict, arms: dict, mean_std) -> str:
 def plot(bon: dict, arms: dict, path: str) -> bool:
     """overopt.png: gold - gold(π_init) against d = √KL, best-of-n (mean over seeds) and each RL
     arm's steps (mean over seeds, by step). False when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = summary.pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(5, 3.5))
     rows = list(zip(*bon.values()))                                    # by n, then seed
@@ -186,7 +184,5 @@ def plot(bon: dict, arms: dict, path: str) -> bool:
     ax.set_xlabel("d = √KL(π ‖ π_init), nats^½")
     ax.set_ylabel("gold − gold(π_init)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    summary.save(fig, path)
     return True

@@ -23,6 +23,7 @@ import numpy as np
 
 from checkpoint import load_model, read_json, write_json
 from data.problems import make_splits
+import summary
 from evaluate import sample_texts
 from verifiers import extract_answer, is_equal
 
@@ -107,11 +108,8 @@ def markdown(by_arm: dict, mean_std) -> str:
 def plot(by_arm: dict, path: str) -> bool:
     """passk.png: pass@k (solid) and maj@k (dashed) against k, one panel per held-out set, one
     colour per arm and model (mean over seeds). False when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = summary.pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
     for ax, name in zip(axes, ("in_dist", "harder")):
@@ -130,7 +128,5 @@ def plot(by_arm: dict, path: str) -> bool:
         ax.set_title(f"{name}: pass@k (solid), maj@k (dashed)", fontsize=9)
     axes[0].set_ylabel("share of problems")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    summary.save(fig, path)
     return True

@@ -69,14 +69,31 @@ def markdown(title: str, columns: tuple, curves: tuple, results: dict, seeds: in
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict, curves: tuple, path: str) -> bool:
-    """curves.png: each of `curves` over steps, one line per arm (mean over seeds, 10-step
-    moving average). False when matplotlib is not installed."""
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or None when matplotlib (an optional
+    extra, `pip install -e ".[plot]"`) is not installed. Every plot of the experiments uses it."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def save(fig, path: str) -> None:
+    """Write a figure small enough to commit (80 dpi) and free it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot(results: dict, curves: tuple, path: str) -> bool:
+    """curves.png: each of `curves` over steps, one line per arm (mean over seeds, 10-step
+    moving average). False when matplotlib is not installed."""
+    plt = pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2))
     for ax, k in zip(axes, curves):
@@ -87,7 +104,5 @@ def plot(results: dict, curves: tuple, path: str) -> bool:
         ax.set_title(k)
         ax.set_xlabel("GRPO step")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save(fig, path)
     return True
