@@ -87,7 +87,7 @@ def sample_texts(model, tok, problems, n: int, max_new_tokens: int, seed: int,
                  rows_per_call: int = 128, desc: str = "samples") -> list[list[str]]:
     """n completions of each problem at temperature 1, about rows_per_call rows per sampling
     call (at least one prompt): each problem's n texts, in order. The many-samples draws of
-    best-of-n (overopt.py) and pass@k (passk.py)."""
+    best-of-n (lab/overopt.py) and pass@k (lab/passk.py)."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     per_call, out = max(1, rows_per_call // n), []

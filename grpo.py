@@ -53,7 +53,7 @@ import torch
 
 import dist
 from logprobs import chunked_logprobs, micro_batches, token_logprobs
-from measure import sync
+from device import sync
 from sampler import generate
 
 

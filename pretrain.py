@@ -7,7 +7,7 @@ The prompt's numbers are random, so predicting them would teach nothing the mode
 prompt and padding targets are -1 (`pack`). Documents of similar length are batched together
 (length buckets), so a batch carries little padding. AdamW (Loshchilov & Hutter, arXiv
 1711.05101) with weight decay on matrices only, linear warm-up and cosine decay, gradient
-clipping, bf16 autocast on CUDA; on CPU fp32 (a bf16 matmul is slower there: bench.py measures
+clipping, bf16 autocast on CUDA; on CPU fp32 (a bf16 matmul is slower there: lab/bench.py measures
 both). Every cfg.ckpt_every steps the run's state goes to pretrain.state.pt (--resume).
 
 Under torchrun (dist.py) every rank computes the same batch order and takes `batch[rank::world]`

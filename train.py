@@ -55,7 +55,7 @@ from evaluate import behaviour_scorers, evaluate
 from grpo import GRPOConfig
 from grpo_loop import train_grpo
 from guard import NonFiniteError
-from measure import release_free_memory
+from device import release_free_memory
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
 from preference import PreferenceConfig, eval_scorers, load_reward_model

@@ -1,4 +1,4 @@
-"""bench.py: the FLOPs formula by hand, the helpers, and one `--quick` run in a subprocess.
+"""lab/bench.py: the FLOPs formula by hand, the helpers, and one `--quick` run in a subprocess.
 
 The subprocess checks the bench.json shape the issue promises (keys, types, positive figures),
 never the speed: quick mode runs tiny sizes on whatever machine runs the tests."""
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from config import bare_flags
-import measure
-from measure import PeakMemory, SavedBytes, flops_per_token, linearity, timeit
+from lab import measure
+from lab.measure import PeakMemory, SavedBytes, flops_per_token, linearity, timeit
 from model import GPT, GPTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,7 +80,7 @@ def test_saved_bytes_sees_the_explicit_attention_matrix(impl, per_head):
 
 def test_quick_run_writes_the_promised_json(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "bench.py", "--quick", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "lab.bench", "--quick", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "QUICK MODE" in proc.stdout and "kv speedup" in proc.stdout
@@ -114,7 +114,7 @@ def test_quick_run_writes_the_promised_json(tmp_path):
 
 
 def test_trl_work_flops_and_reward_by_hand():
-    from bench_trl import Problem, contains_answer, step_flops
+    from lab.bench_trl import Problem, contains_answer, step_flops
     assert step_flops(1000, GPTConfig(n_layer=1, n_embd=8, n_head=2), 10, 20, 4, 15) == 506400
     p = Problem(__import__("random").Random(0))
     p.answer = "7"
@@ -125,7 +125,7 @@ def test_trl_work_flops_and_reward_by_hand():
 def test_trl_work_runs_grpo_step_on_the_peer_work():
     """One step of the peer's work through grpo_step (bench_trl.bench_trl_work itself asserts
     that every row decoded 24 tokens); the FLOP fraction is the count over peak x seconds."""
-    from bench_trl import bench_trl_work
+    from lab.bench_trl import bench_trl_work
     w = bench_trl_work("cpu", fp32_peak=1e11, warmup=0, repeats=1)
     assert w["rows"] == 128 and w["new_tokens"] == 24 and 0 < w["rollout_s"] < w["step_s"]
     assert w["flop_fraction"] == pytest.approx(w["step_flops"] / 1e11 / w["step_s"])

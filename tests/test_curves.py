@@ -1,4 +1,4 @@
-"""curves.py: windowed means of a GRPO log, worked by hand, and its command line in-process."""
+"""lab/curves.py: windowed means of a GRPO log, worked by hand, and its command line in-process."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 
 import config
-import curves
+from lab import curves
 
 
 def test_window_means_by_hand():

@@ -1,4 +1,4 @@
-"""experiments.py: the plan of runs and its caches, the statistics by hand, and one quick run of
+"""lab/experiments.py: the plan of runs and its caches, the statistics by hand, and one quick run of
 two arms of `overopt` end to end, best-of-n and the fits included (then again: nothing is run
 twice)."""
 
@@ -11,8 +11,7 @@ import sys
 import pytest
 
 import config
-import experiments
-import summary
+from lab import experiments, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,7 +80,7 @@ def test_mean_and_std_by_hand():
 
 def test_a_quick_experiment_runs_and_continues_without_running_again(exp_out):
     out = exp_out
-    cmd = [sys.executable, "experiments.py", "overopt", "--quick", "--arms",
+    cmd = [sys.executable, "-m", "lab.experiments", "overopt", "--quick", "--arms",
            "beta_0,beta_0.1", "--jobs", "2", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -107,7 +106,7 @@ def test_a_quick_harder_experiment_reports_pass_and_maj_at_k(exp_out):
     """One arm of the harder experiment on toy sizes (the corpus knob of its other arm is
     tests/test_data.py's): pass@k and maj@k of both models on both held-out sets reach
     results.md."""
-    proc = subprocess.run([sys.executable, "experiments.py", "harder", "--quick", "--arms",
+    proc = subprocess.run([sys.executable, "-m", "lab.experiments", "harder", "--quick", "--arms",
                            "default", "--out", str(exp_out)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -126,7 +125,7 @@ def test_a_quick_scope_experiment_targets_and_counts_the_phrase(exp_out):
     """The targeted arm of scope on toy sizes (its corpus, with the teacher's phrase, pretrains
     on its own): the phrase rates inside <think> and <answer> reach the per-step
     curves and results.md."""
-    proc = subprocess.run([sys.executable, "experiments.py", "scope", "--quick", "--arms",
+    proc = subprocess.run([sys.executable, "-m", "lab.experiments", "scope", "--quick", "--arms",
                            "targeted", "--out", str(exp_out)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -141,7 +140,7 @@ def test_a_quick_scope_experiment_targets_and_counts_the_phrase(exp_out):
 def test_a_quick_reward_and_loss_experiment_write_their_tables(exp_out, name, arms):
     """The smoke test of the two other experiments, on the module's shared caches: each arm's
     row and the pretrained row reach results.md, with the experiment's own columns."""
-    proc = subprocess.run([sys.executable, "experiments.py", name, "--quick", "--arms", arms,
+    proc = subprocess.run([sys.executable, "-m", "lab.experiments", name, "--quick", "--arms", arms,
                            "--out", str(exp_out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -163,7 +162,7 @@ def test_a_run_made_with_other_settings_stops_the_command_before_anything_runs(t
     open(os.path.join(run.out, "progress.json"), "w").write(
         json.dumps({"stages": ["grpo", "eval"], "done": ["grpo", "eval"]}))
     assert experiments.differs(run) == f"--rl_lr 0.1, planned {flags['rl_lr']}"
-    proc = subprocess.run([sys.executable, "experiments.py", "loss", "--quick", "--arms", arm,
+    proc = subprocess.run([sys.executable, "-m", "lab.experiments", "loss", "--quick", "--arms", arm,
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 1 and "was run with --rl_lr 0.1" in proc.stderr

@@ -1,4 +1,4 @@
-"""overopt.py: best-of-n's KL and its estimate worked by hand, and both of Gao et al.'s fits
+"""lab/overopt.py: best-of-n's KL and its estimate worked by hand, and both of Gao et al.'s fits
 recovering known coefficients."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from overopt import best_of_n_curve, fit_bon, fit_rl, kl_bon
+from lab.overopt import best_of_n_curve, fit_bon, fit_rl, kl_bon
 
 
 def test_kl_of_best_of_n_by_hand():
@@ -47,7 +47,7 @@ def test_a_curve_that_never_turns_has_no_peak():
 
 def test_the_plot_is_written_when_matplotlib_is_there(tmp_path):
     pytest.importorskip("matplotlib")
-    from overopt import plot
+    from lab.overopt import plot
     bon = {"1": [{"n": 1, "d": 0.0, "gold": 3.0}, {"n": 2, "d": 0.4, "gold": 3.3}]}
     arms = {"beta_0": {"1": {"curves": {"kl_k1_seq": [0.0, 1.0, 4.0], "gold": [3.0, 2.0, 1.0]}}}}
     assert plot(bon, arms, str(tmp_path / "o.png")) and (tmp_path / "o.png").stat().st_size > 0

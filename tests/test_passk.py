@@ -1,10 +1,10 @@
-"""passk.py: the unbiased pass@k and the block estimate of maj@k worked by hand."""
+"""lab/passk.py: the unbiased pass@k and the block estimate of maj@k worked by hand."""
 
 import math
 
 import pytest
 
-from passk import curves, maj_at_k, markdown, pass_at_k, plot
+from lab.passk import curves, maj_at_k, markdown, pass_at_k, plot
 
 
 def test_pass_at_k_by_hand():

@@ -2,12 +2,12 @@
 How fast this code pretrains, samples and takes GRPO steps, against the limit of the machine it
 runs on, measured in the same run.
 
-    python bench.py                      # CPU or CUDA, picked automatically; budget: < 3 minutes
+    python -m lab.bench                      # CPU or CUDA, picked automatically; budget: < 3 minutes
                                          # on 2 CPU cores
-    python bench.py --quick              # seconds: tiny sizes, 1-2 repeats. A smoke test, NOT
+    python -m lab.bench --quick              # seconds: tiny sizes, 1-2 repeats. A smoke test, NOT
                                          # figures to report
-    python bench.py --out /tmp/b.json --repeats 7
-    python bench.py --trl_work           # TRL's benchmark work through grpo_step: bench_trl.py
+    python -m lab.bench --out /tmp/b.json --repeats 7
+    python -m lab.bench --trl_work           # TRL's benchmark work through grpo_step: bench_trl.py
 
 What it measures, in this order (a table on stdout, everything in bench.json):
   1. the machine: a large fp32 and bf16 matmul (FLOP/s) and a large tensor copy (bytes read +
@@ -58,20 +58,21 @@ from dataclasses import dataclass
 import torch
 
 import config
-from bench_report import report, report_trl_work, table
 from checkpoint import write_json
 from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
+from device import sync
 from grpo import GRPOConfig, grpo_step, update
 from guard import SkipNonFinite
-from measure import (PeakMemory, SavedBytes, attention_memory, device_name, flops_per_token,
-                     linearity, machine_limits, sync, timeit, twin)
+from lab.bench_report import report, report_trl_work, table
+from lab.bench_trl import bench_trl_work
+from lab.measure import (PeakMemory, SavedBytes, attention_memory, device_name, flops_per_token,
+                         linearity, machine_limits, timeit, twin)
 from model import GPT
-from sampler import generate
 from preference import PreferenceModel
-from reward import Reward, RewardConfig
 from pretrain import PretrainConfig, make_optimizer, pack, train_step
-from bench_trl import bench_trl_work
+from reward import Reward, RewardConfig
+from sampler import generate
 from train import preset_configs
 
 

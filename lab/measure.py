@@ -18,7 +18,6 @@ What this is: the instruments bench.py reads, kept apart from what it measures.
 What this is deliberately not: a profiler. No kernel breakdown, no sampling of the call stack.
 """
 
-import ctypes
 import dataclasses
 import platform
 import re
@@ -29,12 +28,8 @@ import time
 
 import torch
 
+from device import release_free_memory, sync
 from model import GPT
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def timeit(fn, warmup: int, repeats: int, device: str) -> float:
@@ -110,17 +105,6 @@ def _proc_bytes(key: str) -> int:
 def _maxrss() -> int:
     scale = 1 if sys.platform == "darwin" else 1024      # bytes on macOS, kB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def release_free_memory() -> None:
-    """glibc's malloc_trim(0): hand the heap's free pages back to the OS. glibc keeps freed
-    memory for reuse, and memory a stage has freed in blocks of other sizes is often not
-    reused by the next one, so without this the resident set of a run of several stages grows
-    stage by stage; PeakMemory calls it so that its growth sees reuse. A no-op elsewhere."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PeakMemory:

@@ -1,8 +1,8 @@
 """
 GRPO runs over their steps: windowed means of grpo_log.jsonl as Markdown tables.
 
-    python curves.py out/cpu                                 # one run, the default columns
-    python curves.py out/a out/b --keys accuracy,gold,proxy --every 25 --window 10
+    python -m lab.curves out/cpu                                 # one run, the default columns
+    python -m lab.curves out/a out/b --keys accuracy,gold,proxy --every 25 --window 10
 
 For each run directory, one table: a row every `every` steps (and the last step), each cell the
 mean of a logged figure over the `window` steps that start there (NaN steps, e.g. a step with no
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
     n_runs = next((i for i, a in enumerate(argv) if a.startswith("--")), len(argv))
     runs, flags = argv[:n_runs], argv[n_runs:]
     if not runs:
-        raise config.ConfigError("usage: python curves.py RUN_DIR [RUN_DIR ...] [--key value ...]")
+        raise config.ConfigError("usage: python -m lab.curves RUN_DIR [RUN_DIR ...] [--key value ...]")
     (cfg,) = config.apply([CurvesConfig()], config.parse_pairs(flags))
     keys = cfg.keys.split(",")
     for run in runs:

@@ -1,9 +1,9 @@
 """
 Experiments: one command each, several seeds, every arm a train.py run of its own.
 
-    python experiments.py reward                   # every arm x 3 seeds on the cpu preset
-    python experiments.py reward --quick           # seconds: the smoke preset, one seed
-    python experiments.py reward --seeds 5 --jobs 2 --out out/exp
+    python -m lab.experiments reward                   # every arm x 3 seeds on the cpu preset
+    python -m lab.experiments reward --quick           # seconds: the smoke preset, one seed
+    python -m lab.experiments reward --seeds 5 --jobs 2 --out out/exp
 
 What this is: a runner. An experiment is a base (train.py overrides its arms share) and arms
 (what each one changes). Its work is three kinds of train.py process:
@@ -42,13 +42,11 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 import config
-import overopt
-import passk
-import summary
 import train
 from checkpoint import write_json, write_text
+from lab import overopt, passk, summary
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
 # the scope experiment's world: the teacher ends 10% of its reasoning and, on its own, 10% of its
 # answers with data.problems.PHRASE, the human adds 0.5 to g for it in the answer, and the blend

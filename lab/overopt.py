@@ -32,7 +32,7 @@ from checkpoint import load_model, read_json, write_json
 from data.problems import make_splits
 from evaluate import sample_texts
 from preference import load_reward_model
-import summary
+from lab import summary
 from reward import Reward
 
 

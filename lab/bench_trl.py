@@ -1,5 +1,5 @@
 """
-TRL's GRPO benchmark work, run through this project's own grpo.grpo_step: `python bench.py
+TRL's GRPO benchmark work, run through this project's own grpo.grpo_step: `python -m lab.bench
 --trl_work`, to be timed beside the peer's trainer on the same machine in the same sitting.
 
 The work, fixed by the peer's benchmark: B = 16 prompts x G = 8 samples; prompts of 15-19
@@ -32,7 +32,8 @@ import torch
 
 from grpo import GRPOConfig, grpo_step
 from guard import SkipNonFinite
-from measure import flops_per_token, sync
+from device import sync
+from lab.measure import flops_per_token
 from model import GPT, GPTConfig
 
 B, G, NEW_TOKENS, PROMPT_LENS = 16, 8, 24, (15, 19)

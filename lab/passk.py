@@ -23,7 +23,7 @@ import numpy as np
 
 from checkpoint import load_model, read_json, write_json
 from data.problems import make_splits
-import summary
+from lab import summary
 from evaluate import sample_texts
 from verifiers import extract_answer, is_equal
 

@@ -1,0 +1,51 @@
+"""
+What a stage asks of the device it runs on, beside the maths: a clock that waits for the
+device, and memory handed back between stages.
+
+    clock = Stopwatch(device)        # t = 0 once the device has finished what was queued
+    ...; clock.lap("rollout")        # seconds since the last lap, read after the device caught up
+    release_free_memory()            # between stages: free heap pages go back to the OS
+
+CUDA runs asynchronously: a kernel is queued and the Python line after it runs at once, so a
+clock read without `sync` times the queueing, not the work. On a CPU `sync` does nothing.
+
+What this is deliberately not: a profiler (lab/measure.py holds the benchmark's instruments).
+"""
+
+import ctypes
+import time
+
+import torch
+
+
+def sync(device) -> None:
+    """Wait until `device` (a string or torch.device) has finished every queued kernel."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+class Stopwatch:
+    """Laps of wall-clock time, each read after the device caught up: laps[name] = seconds."""
+
+    def __init__(self, device):
+        self.device, self.laps = device, {}
+        sync(device)
+        self.t = time.time()
+
+    def lap(self, name: str) -> float:
+        sync(self.device)
+        now = time.time()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.t   # a name lapped twice adds up
+        self.t = now
+        return self.laps[name]
+
+
+def release_free_memory() -> None:
+    """glibc's malloc_trim(0): hand the heap's free pages back to the OS. glibc keeps freed
+    memory for reuse, and memory a stage has freed in blocks of other sizes is often not
+    reused by the next one, so without this the resident set of a run of several stages grows
+    stage by stage. A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
