@@ -75,6 +75,13 @@ def all_true(flag: torch.Tensor) -> bool:
     return bool(x)
 
 
+def sampling_shard() -> dict:
+    """sampler.generate's arguments for this rank's share of a global batch: the noise drawn
+    for every rank's rows (shard), and decoding that ends when every rank's rows have stopped,
+    so the ranks step together (all_stopped)."""
+    return {"shard": (rank(), world()), "all_stopped": lambda done: all_true(done.all())}
+
+
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's x (same shape on each) along dim 0, in rank order."""
     if not dist.is_initialized():

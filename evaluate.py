@@ -18,16 +18,19 @@ k was right".
 What this is deliberately not: majority voting or a generation engine of its own.
 """
 
+import os
+import time
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from data.columns import uses_misconception
+from checkpoint import load_model, load_state, save_state
 from data.rater import wrong_unit
-from reward import harm, phrase_where
+from preference import eval_scorers
 from sampler import generate
-from verifiers import answer_span, format_reward, math_reward, think_span
+from verifiers import answer_span, format_reward, harm, math_reward, phrase_where, think_span
 
 
 @torch.no_grad()
@@ -98,3 +101,35 @@ def sample_texts(model, tok, problems, n: int, max_new_tokens: int, seed: int,
                          pad_id=tok.pad, generator=gen).texts(tok.decode)
         out += [texts[j * n:(j + 1) * n] for j in range(len(chunk))]
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the stage: every model of the run on both held-out sets
+
+def evaluate_stage(run, prefcfg, out: str, device: str, splits, resume: bool,
+                   banned: str) -> dict:
+    """The eval stage: the pretrained and the RL policy (when the run has one) on the in
+    distribution and the harder held-out sets, each pair's result saved in eval.state.pt as it
+    lands, so an interrupted evaluation resumes at the next pair. `run` is train.RunConfig,
+    prefcfg bradley_terry.PreferenceConfig (its simulated human scores the gold columns)."""
+    t0 = time.time()
+    state = (load_state(out, "eval") if resume else None) or {"results": {}, "elapsed": 0.0}
+    results = state["results"]
+    for name, ckpt in (("pretrained", "pretrain"), ("rl", "rl")):
+        if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
+            continue                                          # no GRPO stage in this run yet
+        model, tok, _ = load_model(out, ckpt, device)
+        scorers = {**eval_scorers(out, tok, device, prefcfg.human),  # gold, style, pref
+                   **behaviour_scorers(banned)}                        # bugs, units, harm, ...
+        for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
+            if split not in results.get(name, {}):
+                results.setdefault(name, {})[split] = evaluate(
+                    model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
+                    batch_size=run.eval_batch, seed=run.seed, desc=f"eval {name}/{split}",
+                    scorers=scorers)
+                save_state(out, "eval", {"results": results,
+                                         "elapsed": state["elapsed"] + time.time() - t0})
+            print(f"eval {name}/{split} | " + " | ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in results[name][split].items()))
+    return {"eval": results, "time_s": {"eval": state["elapsed"] + time.time() - t0}}

@@ -2,8 +2,9 @@
 GRPO, written out: rollout -> reward -> group advantage -> clipped policy-gradient step.
 
 One step: for each of B prompts sample G completions with sampler.py's KV-cache sampler (each
-prompt prefilled once, its cache shared by its G samples), score them with the reward blend of
-reward.py, turn the rewards into advantages within each group, and update the policy on
+prompt prefilled once, its cache shared by its G samples), score them with the reward of
+reward.py, turn the rewards into advantages within each group (advantages.py), and update the
+policy on
 
     J(θ) = agg_{i,t} [ min(ρ_it A_i, clip(ρ_it, 1 - ε_low, 1 + ε_high) A_i) - β k3_it ]
     ρ_it = π_θ(o_it | q, o_i<t) / π_old(o_it | q, o_i<t)
@@ -23,38 +24,42 @@ Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ fr
      is REINFORCE with a group baseline (DeepSeekMath §5.2.1). `--inner_epochs 2` makes the clip
      (ε_low 0.2, ε_high 0.28: DAPO's clip-higher) matter.
   5) G = 8, a few hundred completions per step, lr ~1/10 of pretraining, T = 1 rollouts.
-Also available: dropping zero-variance groups, decided on the raw verifier outcome, never on the
-blended reward (DAPO's dynamic sampling, without the refill); truncated completions get the
-blend's floor (`--truncation floor`, Dr. GRPO's 0 generalised to a blend with a penalty) or are
-masked out of the loss (`--truncation mask`, DAPO's overlong filtering); reward targeting
-(`--pref_tokens answer`): the preference term's share of A_i goes to the answer's tokens only,
-so a reward that reads the answer cannot write into the reasoning through the gradient (against
-feedback spillover, Drori et al., arXiv 2511.11584). Dropout is off in every RL forward pass.
+Dropout is off in every RL forward pass. The same forward code scores tokens at sampling time
+(sampler.generate records log-probs) and at training time (logprobs.token_logprobs), at the
+rollout temperature: they agree to float rounding, tested.
 
-The same forward code scores tokens at sampling time (sampler.generate records log-probs) and at
-training time (`token_logprobs`), at the rollout temperature: they agree to float rounding,
-tested.
-
-Reading order: the pure math (group_advantages, advantages_and_mask, kl_k3, policy_loss; the
-log-probs and their micro-batches are logprobs.py), then `update` and `grpo_step`, the whole
-step in one function; the loop around it (prompts, the log, --resume, DDP) is grpo_loop.py.
-Under torchrun `grpo_step` samples with the global batch's noise and normalises its share of
-the loss by the global batch's counts: DDP's averaged gradient is a single process's.
+Reading order: `grpo_step` first (the whole step, one screen), then what it calls: kl_k3 and
+policy_loss (the loss), `update` (backward over micro-batches, AdamW), and last `train_grpo`,
+the stage: the loop of steps around it, its log (grpo_log.py) and rl.pt. Under torchrun
+`grpo_step` samples with the global batch's noise and normalises its share of the loss by the
+global batch's counts, and DDP averages the gradients: the step is the one a single process
+takes (tests/test_distributed.py).
 
 What this is deliberately not: PPO with a value model, process rewards, or a rollout engine
 separate from the trainer (vLLM-style).
 """
 
-import time
+import copy
+import os
+import random
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
 
 import dist
+from advantages import advantages_and_mask, targeted_advantages
+from checkpoint import load_model, save_model
+from device import Stopwatch
+from evaluate import evaluate
+from grpo_log import step_line, step_metrics
 from logprobs import chunked_logprobs, micro_batches, token_logprobs
-from device import sync
-from sampler import generate
+from loop import TrainingLoop
+from preference import load_reward_model
+from reward import Reward, Scored
+from sampler import Rollout, generate
 
 
 @dataclass
@@ -111,67 +116,93 @@ class GRPOConfig:
                              f"--watch_kl false")
 
 # ------------------------------------------------------------------------------------------------
-# the pure math (each piece tested against a group worked by hand in tests/test_grpo.py)
+# one step: rollout -> reward -> advantages -> loss -> update
 
-def group_advantages(rewards: torch.Tensor, kind: str = "drgrpo", eps: float = 1e-4):
-    """rewards (B, G) -> advantages (B, G).
-
-    drgrpo: A = r - mean(r)                  (Dr. GRPO, arXiv 2503.20783)
-    grpo:   A = (r - mean(r)) / (std(r) + ε) (DeepSeekMath §4.1.2; std is the sample std, n - 1,
-            as in TRL: at G = 2 it is √2 times the population std)
-    A group whose rewards are all equal gets A = 0 in both.
-    """
-    centred = rewards - rewards.mean(dim=1, keepdim=True)          # (B, G) r_i - mean(r)
-    if kind == "drgrpo":
-        return centred
-    return centred / (rewards.std(dim=1, keepdim=True) + eps)        # (B, G)
-
-
-def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:
-    """verifier (B, G) raw 0/1 outcomes -> (B,) True where every answer in the group scored the
-    same. Read from the verifier, never the blended reward: a continuous preference score makes
-    std(r) > 0 almost always, so a filter on r would never fire."""
-    return (verifier == verifier[:, :1]).all(dim=1)
+@dataclass
+class Step:
+    """What one grpo_step did, for the log (grpo_log.step_metrics); rows of this rank only."""
+    rollout: Rollout            # n = b * G rows
+    scored: Scored              # the reward's terms, total r (n,) and what it watches
+    verifier: torch.Tensor      # (b, G) raw 0/1 exact match
+    keep: torch.Tensor          # (n,) rows in the loss
+    mask: torch.Tensor          # (n, T) tokens in the loss
+    entropy: torch.Tensor       # (n, T) H[π_T] at each generated position
+    kl: torch.Tensor | None     # (n, T) k3 against the reference, with one
+    log_ratio: torch.Tensor | None  # (n, T) log π_θ/π_ref, with a reference
+    loss: torch.Tensor          # the global batch's loss (0 without an update)
+    clip_frac: torch.Tensor
+    grad_norm: torch.Tensor     # before clipping (0 without an update)
+    updated: bool               # False: nothing to learn, no update
+    laps: dict                  # seconds: rollout, reward, ref (its forward, 0 without), update
 
 
-def advantages_and_mask(reward, verifier, truncated, cfg: GRPOConfig, floor: float = 0.0,
-                        part=None):
-    """Rewards (B, G) of a step -> advantages (N,), which completions enter the loss (N,) and
-    the share of each advantage that comes from `part` (B, G) of the reward (N,), or None.
+def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int, gen, guard,
+              max_new_tokens: int, ref=None, trainer=None) -> Step:
+    """One GRPO step on `problems` (this rank's b of the step's B prompts; policy in eval mode).
 
-    truncation "floor": a completion cut off at max_new_tokens gets `floor`, the lowest reward
-    the blend gives any finished completion (reward.blend_floor), before the group baseline is
-    taken: no better than the worst finished answer. With 0/1 rewards the floor is 0, Dr.
-    GRPO's choice; with a penalty term it is below 0, or a rude wrong answer would score below
-    one that never ends. "mask": it keeps its reward for the baseline but is left out of the
-    loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw verifier
-    outcomes are all equal (DAPO's dynamic sampling without the refill). A is linear in r, so
-    it splits by the blend's terms at the group's scale s (std(r) + ε for grpo, 1 for drgrpo):
-    A_i = (part_i - mean part) / s + (rest_i - mean rest) / s; under "floor" a truncated row's
-    part is 0 (the floor is all its reward)."""
-    if cfg.truncation == "floor":
-        reward = torch.where(truncated, floor, reward)               # (B, G) cut off: the floor
-    adv = group_advantages(reward, cfg.advantage, cfg.std_eps)       # (B, G)
-    keep = torch.ones_like(truncated)                                # (B, G) bool
-    if cfg.truncation == "mask":
-        keep &= ~truncated
-    if cfg.drop_zero_var:
-        keep &= ~zero_variance_groups(verifier)[:, None]
-    if part is None:
-        return adv.flatten(), keep.flatten(), None
-    if cfg.truncation == "floor":
-        part = torch.where(truncated, 0.0, part)                     # (B, G)
-    scale = reward.std(dim=1, keepdim=True) + cfg.std_eps if cfg.advantage == "grpo" else 1.0
-    adv_part = (part - part.mean(dim=1, keepdim=True)) / scale       # (B, G) its share of A
-    return adv.flatten(), keep.flatten(), adv_part.flatten()
+    reward(problems, texts) -> reward.Scored: the blend r_i, its terms ("correct" is the
+    verifier), the floor a truncated completion earns, and the part only the answer's tokens
+    get (reward targeting), or None. ref: a frozen copy of the initial policy, for the KL term
+    (β > 0) or only to log the KL from it. trainer: the policy in DistributedDataParallel under
+    torchrun. A step with nothing to learn (every A = 0 with β = 0) makes no update at all:
+    AdamW's momentum would still move θ."""
+    G, b, device = cfg.group_size, len(problems), next(policy.parameters()).device
+    clock = Stopwatch(device)                                        # laps read after the GPU
+    # ---- 1. rollout: o_i ~ π_θ(· | q) at temperature T, G per prompt, the global batch's noise
+    rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
+                       max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
+                       stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen,
+                       **dist.sampling_shard())
+    clock.lap("rollout")
+    # ---- 2. reward: r_i of each completion, every term of the blend (reward.py)
+    scored = reward([p for p in problems for _ in range(G)], rollout.texts(tok.decode))
+    # ---- 3. advantages: A_i = r_i - mean(r) in each group of G (advantages.py)
+    verifier = scored.terms["correct"].to(device).view(b, G)         # raw 0/1 exact match
+    part = scored.answer_only.to(device).view(b, G) if scored.answer_only is not None else None
+    adv, keep, adv_part = advantages_and_mask(scored.total.to(device).view(b, G), verifier,
+                                              rollout.truncated.view(b, G), cfg, scored.floor,
+                                              part)
+    if adv_part is not None:                                         # targeting: A (n,) -> (n, T)
+        adv = targeted_advantages(adv, adv_part, (rollout.tokens == tok.answer).cumsum(1) > 0)
+    clock.lap("reward")
+    # ---- 4. loss and update: J(θ) over the tokens kept, normalised by the global batch's counts
+    ids, pad = rollout.sequences()                                   # (n, Tp + T), (n,)
+    n_prompt = rollout.prompt_ids.shape[1]
+    mask = rollout.mask & keep[:, None]                              # (n, T) tokens in the loss
+    n_tokens, n_seqs, n_signal = batch_counts(mask, keep, adv)
+    ref_logp = (chunked_logprobs(ref, ids, pad, n_prompt, rollout.mask, cfg.rl_micro_batch,
+                                 cfg.rl_temperature)[0] if ref is not None else None)  # log π_ref
+    clock.lap("ref")
+    updated = n_tokens > 0 and (n_signal > 0 or cfg.kl_beta > 0)    # the same on every rank
+    if updated:
+        logp, entropy, kl, loss, clip_frac, grad_norm = update(
+            trainer or policy, opt, ids, pad, n_prompt, rollout.logprobs, adv, mask,
+            rollout.mask, cfg, guard=guard, step=step, lr=rl_lr_at(step, cfg),
+            max_len=max_new_tokens, n_tokens=n_tokens, n_seqs=n_seqs,
+            n_rows=cfg.prompts_per_step * G, ref_logp=ref_logp)
+    else:                                                            # the log's forward only
+        logp, entropy = chunked_logprobs(policy, ids, pad, n_prompt, rollout.mask,
+                                         cfg.rl_micro_batch, cfg.rl_temperature)
+        kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+        loss = clip_frac = grad_norm = torch.zeros(())
+    clock.lap("update")
+    log_ratio = logp.detach() - ref_logp if ref_logp is not None else None  # (n, T) log π/π_ref
+    return Step(rollout, scored, verifier, keep, mask, entropy,
+                kl.detach() if kl is not None else None, log_ratio, loss, clip_frac, grad_norm,
+                updated, clock.laps)
 
 
-def targeted_advantages(adv, adv_part, in_answer):
-    """Reward targeting: A_it = A_i - A_part,i * [token t is not in the answer], so the part of
-    the reward that reads only the answer moves only the answer's tokens (its share of A is
-    taken off the reasoning's). adv, adv_part (N,); in_answer (N, T) bool -> (N, T)."""
-    return adv[:, None] - adv_part[:, None] * (~in_answer).float()  # (N, T)
+def batch_counts(mask, keep, adv) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Over the global batch (every rank's rows): Σ_i |o_i| (tokens in the loss), the rows kept,
+    and the rows kept with some A_it != 0 (the signal). mask (n, T); keep (n,); adv (n,) or
+    (n, T). The loss is normalised by the first two, the same on every rank."""
+    signal = keep & (adv != 0).view(len(keep), -1).any(1)            # (n,)
+    n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([mask.sum(), keep.sum(), signal.sum()]))
+    return n_tokens, n_seqs, int(n_signal)
 
+
+# ------------------------------------------------------------------------------------------------
+# the loss (tested against groups worked by hand in tests/test_grpo.py)
 
 # |log ratio| is bounded before exp: at a position after a row stopped (masked out of the loss)
 # log π_θ of the pad token can be very negative, exp would overflow to inf, and inf * 0 is NaN,
@@ -221,38 +252,13 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
     return loss, clip_frac
 
 
-# ------------------------------------------------------------------------------------------------
-# one step: rollout -> reward -> advantages -> loss -> update
-
 def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
     """Linear warm-up over rl_warmup steps, then linear decay to 0 at rl_steps. The decay keeps
     late updates small: at a constant learning rate the cpu preset's accuracy rose, then fell
-    back while the preference score kept climbing (see the README)."""
+    back while the preference score kept climbing (docs/results.md)."""
     warm = min(1.0, (step + 1) / max(cfg.rl_warmup, 1))
     return cfg.rl_lr * warm * (1 - step / cfg.rl_steps)
 
-
-@dataclass
-class Step:
-    """What one grpo_step did, for the log (grpo_loop.step_metrics); rows of this rank only."""
-    rollout: object             # model.Rollout: n = b * G rows
-    terms: dict                 # every term of the blend, (n,) each
-    watch: dict                 # what is watched, not optimised (reward.watched), (n,) each
-    reward: torch.Tensor        # (n,) the blended reward
-    verifier: torch.Tensor      # (b, G) raw 0/1 exact match
-    keep: torch.Tensor          # (n,) rows in the loss
-    mask: torch.Tensor          # (n, T) tokens in the loss
-    entropy: torch.Tensor       # (n, T) H[π_T] at each generated position
-    kl: torch.Tensor | None     # (n, T) k3 against the reference, with one
-    log_ratio: torch.Tensor | None  # (n, T) log π_θ/π_ref, with a reference
-    loss: torch.Tensor          # the global batch's loss (0 without an update)
-    clip_frac: torch.Tensor
-    grad_norm: torch.Tensor     # before clipping (0 without an update)
-    updated: bool               # False: nothing to learn, no update
-    rollout_s: float
-    reward_s: float
-    train_s: float              # the reference's forward included
-    ref_s: float                # of which the reference's forward (0 without one)
 
 
 def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg: GRPOConfig, *,
@@ -296,69 +302,70 @@ def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg
     return logp, entropy, kl, loss, n_clipped / mask.sum().clamp(min=1), grad_norm
 
 
-def grpo_step(policy, opt, tok, problems, score, cfg: GRPOConfig, *, step: int, gen, guard,
-              max_new_tokens: int, floor: float = 0.0, ref=None, trainer=None,
-              answer_only=None) -> Step:
-    """One GRPO step on `problems` (this rank's b of the step's B prompts, in eval mode).
+# ------------------------------------------------------------------------------------------------
+# the stage: steps of grpo_step on the corpus's questions, from pretrain.pt to rl.pt
 
-    score(problems, texts) -> (terms, total, watched): the reward (reward.Reward). floor: what
-    a truncated completion earns (reward.Reward.floor). answer_only(terms) -> (N,) or None: the
-    part of the total whose advantage only the answer's tokens get (reward.Reward.answer_only);
-    without it every token gets all of A. ref: a frozen copy of the initial policy, for the KL
-    term (β > 0) or only to log the KL from it (one no-grad forward). trainer: the policy
-    wrapped in DistributedDataParallel under torchrun (the gradients are averaged over ranks).
-    A step with nothing to learn (every A = 0 with β = 0, or no row kept) makes no update at
-    all, since AdamW's momentum would still move θ; its forward pass is for the diagnostics."""
-    G, b, device = cfg.group_size, len(problems), next(policy.parameters()).device
-    sync(str(device))                                                # clocks read after the GPU
-    t0 = time.time()
-    # ---- rollout: G completions per prompt, each prompt prefilled once, the global batch's noise
-    rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
-                       max_new_tokens=max_new_tokens, temperature=cfg.rl_temperature,
-                       stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad, generator=gen,
-                       shard=(dist.rank(), dist.world()),
-                       all_stopped=lambda done: dist.all_true(done.all()))  # on every rank
-    sync(str(device))
-    t1 = time.time()
-    # ---- reward: every term of the blend, the total, the advantages within each group
-    terms, reward, watch = score([p for p in problems for _ in range(G)],
-                                 rollout.texts(tok.decode))
-    verifier = terms["correct"].to(device).view(b, G)                # raw 0/1 exact match
-    part = answer_only(terms) if answer_only is not None else None  # (n,) or None
-    part = part.to(device).view(b, G) if part is not None else None
-    adv, keep, adv_part = advantages_and_mask(reward.to(device).view(b, G), verifier,
-                                              rollout.truncated.view(b, G), cfg, floor, part)
-    if adv_part is not None:                                         # (n,) -> (n, T) per token
-        in_answer = (rollout.tokens == tok.answer).cumsum(1) > 0     # from <answer> on
-        adv = targeted_advantages(adv, adv_part, in_answer)
-    sync(str(device))
-    t2 = time.time()
-    # ---- loss and update over the tokens kept, normalised by the global batch's counts
-    ids, pad = rollout.sequences()                                   # (n, Tp + T), (n,)
-    n_prompt = rollout.prompt_ids.shape[1]
-    mask = rollout.mask & keep[:, None]                              # (n, T) tokens in the loss
-    signal = keep & (adv != 0).view(len(keep), -1).any(1)            # (n,) some A_it != 0
-    n_tokens, n_seqs, n_signal = dist.all_sum(torch.stack([          # over the global batch:
-        mask.sum(), keep.sum(), signal.sum()]))                      # Σ|o_i|, rows kept, A != 0
-    ref_logp, t_ref = None, time.time()
-    if ref is not None:                                              # log π_ref: one forward
-        ref_logp = chunked_logprobs(ref, ids, pad, n_prompt, rollout.mask, cfg.rl_micro_batch,
-                                    cfg.rl_temperature)[0]
-    ref_s = time.time() - t_ref
-    updated = n_tokens.item() > 0 and (n_signal.item() > 0 or cfg.kl_beta > 0)  # on all ranks
-    if updated:
-        logp, entropy, kl, loss, clip_frac, grad_norm = update(
-            trainer or policy, opt, ids, pad, n_prompt, rollout.logprobs, adv, mask,
-            rollout.mask, cfg,
-            guard=guard, step=step, lr=rl_lr_at(step, cfg), max_len=max_new_tokens,
-            n_tokens=n_tokens, n_seqs=n_seqs, n_rows=cfg.prompts_per_step * G, ref_logp=ref_logp)
-    else:
-        logp, entropy = chunked_logprobs(policy, ids, pad, n_prompt, rollout.mask,
-                                         cfg.rl_micro_batch, cfg.rl_temperature)
-        kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
-        loss = clip_frac = grad_norm = torch.zeros(())
-    sync(str(device))
-    log_ratio = logp.detach() - ref_logp if ref_logp is not None else None  # (n, T) log π/π_ref
-    return Step(rollout, terms, watch, reward, verifier, keep, mask, entropy,
-                kl.detach() if kl is not None else None, log_ratio, loss, clip_frac, grad_norm,
-                updated, t1 - t0, t2 - t1, time.time() - t2, ref_s)
+def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, splits,
+               resume: bool = False) -> dict:
+    """The grpo stage: cfg.rl_steps of grpo_step from out/pretrain.pt on the corpus's questions
+    (never a held-out one), on the reward of reward.py; writes grpo_log.jsonl (a row a step)
+    and rl.pt. `run` is train.RunConfig; the preference model is loaded whenever the run has
+    one (at w_pref = 0 for the log only). Returns the stage's figures for report.json."""
+    rank, world = dist.rank(), dist.world()
+    if cfg.prompts_per_step % world:
+        raise ValueError(f"--prompts_per_step {cfg.prompts_per_step} is not a multiple of the "
+                         f"{world} processes")
+    # ---- setup: the policy, its frozen start (the reference), the reward, the optimiser
+    policy, tok, _ = load_model(out, "pretrain", device)
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.watch_kl else None
+    has_rm = rcfg.w_pref or os.path.exists(os.path.join(out, "reward.pt"))
+    reward = Reward(rcfg, tok, load_reward_model(out, device)[0] if has_rm else None, device,
+                    prefcfg.human)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, betas=(0.9, 0.95),
+                            weight_decay=0.0)
+    gen = torch.Generator(device=device).manual_seed(run.seed)       # the sampling noise
+    pick = random.Random(run.seed)                                   # the prompts
+    loop = TrainingLoop("grpo", out, cfg.rl_steps, cfg.rl_ckpt_every, model=policy, opt=opt,
+                        device=device, seed=run.seed, generators=dict(gen=gen, pick=pick),
+                        resume=resume, max_bad_steps=run.max_bad_steps, log="grpo_log.jsonl",
+                        state=dict(history=[], no_signal=0))
+    trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
+    policy.eval()                                                    # dropout off, always
+    prompts, b = [p for p, _ in splits.train], cfg.prompts_per_step // world
+    # ---- the loop: every rank draws the same B prompts and takes its b with all their samples
+    for step in loop:
+        if rank == 0 and step % cfg.rl_eval_every == 0:
+            quick_eval(policy, tok, splits, run, step, cfg.rl_steps)
+        problems = [pick.choice(prompts) for _ in range(cfg.prompts_per_step)]
+        s = grpo_step(policy, opt, tok, problems[rank * b:(rank + 1) * b], reward, cfg,
+                      step=step, gen=gen, guard=loop.guard, max_new_tokens=run.max_new_tokens,
+                      ref=ref, trainer=trainer)
+        loop.state["no_signal"] += int(not s.updated)
+        row = {"step": step, **step_metrics(s), "skipped": loop.guard.skipped,
+               "no_signal": loop.state["no_signal"]}
+        loop.log(row)
+        if rank == 0:
+            tqdm.write(step_line(row, list(s.scored.terms)))
+            loop.bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.2f}")
+    if rank > 0:
+        return {}
+    # ---- figures: a last quick evaluation, the training batch's accuracy, rl.pt
+    final = quick_eval(policy, tok, splits, run, cfg.rl_steps, cfg.rl_steps)
+    save_model(out, "rl", policy, {"step": cfg.rl_steps, "init": "pretrain",
+                                   "tokenizer": tok.fingerprint})
+    acc = [h["accuracy"] for h in loop.state["history"]]
+    summary = {"steps": cfg.rl_steps, "final_quick_greedy_accuracy": final,
+               "train_accuracy_first10": sum(acc[:10]) / len(acc[:10]),
+               "train_accuracy_last10": sum(acc[-10:]) / len(acc[-10:]),
+               "skipped_updates": loop.guard.skipped, "no_signal_steps": loop.state["no_signal"],
+               "time_s": loop.elapsed()}
+    return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}
+
+
+def quick_eval(policy, tok, splits, run, step: int, steps: int) -> float:
+    """Greedy accuracy on the first 64 held-out problems, printed; the loop's progress check."""
+    quick = evaluate(policy, tok, splits.in_dist[:64], k=1, max_new_tokens=run.max_new_tokens,
+                     seed=run.seed, desc="quick eval")
+    tqdm.write(f"step {step:04d}/{steps} | eval/greedy_acc {quick['greedy_accuracy']:.3f} | "
+               f"eval/format {quick['format_rate']:.3f} (held-out, greedy)")
+    return quick["greedy_accuracy"]

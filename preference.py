@@ -2,28 +2,22 @@
 The learned half of the reward: a Bradley-Terry preference model of a simulated human.
 
 What this is, in reading order:
-  1. PreferenceConfig: how the preference model is built and trained (the rm_* knobs, the mix
-     of pair kinds) and the simulated human who labels its pairs (rater_*: its noise, the value
-     of a right answer, how often it checks; data/rater.Human).
-  2. What the model reads: `rm_view` (of verifiers.answer_span), `encode_view`. With scope
+  1. What the model reads: `rm_view` (of verifiers.answer_span), `encode_view`. With scope
      "answer" (the default, reward.RewardConfig.pref_scope) it reads the question plus the final
      answer span ONLY, as DeepSeek-R1's helpfulness reward model judges only the final summary
      (arXiv 2501.12948, section 2.3.4):
          encode(question + "\\n") <answer> encode(answer span) </answer>
      so no edit of the <think> block can ever change its score (tests/test_reward.py checks).
      Scope "response" feeds everything up to </answer>, reasoning included: the ablation.
-  3. PreferenceModel: the GPT body of model.py plus a scalar head on the hidden state of the last
+  2. PreferenceModel: the GPT body of model.py plus a scalar head on the hidden state of the last
      token. Inputs are LEFT-padded, so position -1 is always the last real token (</answer>).
-  4. bt_loss: -log sigma(r_chosen - r_rejected) (Ouyang et al., arXiv 2203.02155, eq. 1), plus an
-     optional centring penalty c * (r_chosen + r_rejected)^2 (Eisenstein et al., arXiv 2312.09244;
-     TRL's reward trainer suggests c = 0.01): the loss only sees differences, so without it the
-     scores may drift anywhere.
-  5. `raw_scores` (r, NaN without an answer: the proxy GRPO logs) and `preference`:
+  3. `raw_scores` (r, NaN without an answer: the proxy GRPO logs) and `preference`:
      sigma(r - r_ref), the Bradley-Terry probability that the human prefers this answer to the
      teacher's average answer; the `pref` term of reward.py's blend.
-  6. load_reward_model, eval_scorers: a trained one back from its run directory, and the
+  4. load_reward_model, eval_scorers: a trained one back from its run directory, and the
      evaluation's scorers (the human's true utility, its style score, the preference score).
-The stage that trains it is preference_loop.py.
+How it is trained, on pairs labelled by a simulated human, is bradley_terry.py (the reward
+stage).
 
 What this deliberately is not: a reward model of each reasoning step (a process reward model),
 an ensemble, or a model that keeps learning during GRPO: it is trained once and frozen, as in
@@ -33,66 +27,15 @@ DeepSeekMath's GRPO (arXiv 2402.03300) between its reward-model updates.
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from checkpoint import load_weights, read_checkpoint
 from data.rater import Human
 from data.tokenizer import Tokenizer
 from model import GPT, GPTConfig
 from verifiers import ANSWER_CLOSE, TAGS, answer_span, math_reward
-
-INITS = ("scratch", "pretrained")
-
-# ------------------------------------------------------------------------------------------------
-# config
-
-@dataclass
-class PreferenceConfig:
-    """The preference model: its init, size, pairs and steps; the simulated human who labels them."""
-    rm_init: str = "scratch"    # scratch: a small new GPT | pretrained: the policy's pretrain.pt
-    rm_n_layer: int = 2         # scratch preference model size (block_size: GPTConfig's)
-    rm_n_head: int = 4          # its attention heads
-    rm_n_embd: int = 64         # its width
-    rm_pairs: int = 4000        # labelled training pairs, one per fresh training prompt
-    rm_eval_pairs: int = 4      # labelled pairs per held-out in_dist problem
-    rm_steps: int = 250         # AdamW steps
-    rm_batch_size: int = 32     # pairs per step
-    rm_lr: float = 1e-3         # peak learning rate, decayed linearly to 0
-    rm_center: float = 0.01     # coefficient c of the centring penalty c * (r_c + r_r)^2
-    rm_ckpt_every: int = 50     # save reward.state.pt (for --resume) every N steps
-    rm_solution_pairs: float = 0.5  # share of pairs that are two independent teacher solutions
-                                # (right-vs-wrong at the teacher's rate); the rest: style pairs
-    rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((u_a - u_b) / tau)
-    rater_c: float = 6.0        # c of the human's true utility u = c * [right] + g(answer)
-    rater_check: float = 0.5    # chance the labeller works the problem out; else judges g alone
-    rater_phrase: float = 0.0   # what data.problems.PHRASE in an answer adds to the human's g
-
-    def __post_init__(self):
-        if self.rm_init not in INITS:
-            raise ValueError(f"rm_init must be one of {INITS}, got {self.rm_init!r}")
-        for name in ("rm_n_layer", "rm_n_head", "rm_n_embd", "rm_pairs", "rm_eval_pairs",
-                     "rm_steps", "rm_batch_size", "rm_ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.rm_lr > 0 or not self.rater_tau > 0 or not self.rm_center >= 0:
-            raise ValueError("rm_lr and rater_tau must be > 0, rm_center >= 0")
-        if not (0 <= self.rm_solution_pairs <= 1 and 0 <= self.rater_check <= 1):
-            raise ValueError("rm_solution_pairs and rater_check are shares: each must be in [0, 1]")
-        if not self.rater_c >= 0:
-            raise ValueError(f"rater_c must be >= 0, got {self.rater_c}")
-        if self.rm_n_embd % self.rm_n_head or (self.rm_n_embd // self.rm_n_head) % 2:
-            raise ValueError(f"--rm_n_embd {self.rm_n_embd} must be --rm_n_head {self.rm_n_head} "
-                             f"times an even head width (RoPE)")
-
-    @property
-    def human(self) -> Human:
-        """The simulated human these knobs describe (data/rater.py)."""
-        return Human(tau=self.rater_tau, c=self.rater_c, check=self.rater_check,
-                     phrase=self.rater_phrase)
 
 # ------------------------------------------------------------------------------------------------
 # what the preference model reads
@@ -145,22 +88,6 @@ class PreferenceModel(nn.Module):
         """Scores (N,) for left-padded ids (N, T) with pad counts (N,)."""
         h = self.body.hidden(idx, pad_len)         # (N, T, C) final-normed hidden states
         return self.head(h[:, -1])[:, 0]           # (N,) r = w . h_last + b
-
-
-def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, center_coef: float = 0.0):
-    """Bradley-Terry loss, mean over pairs, with the optional centring penalty.
-    bt_loss(tensor([2.]), tensor([0.])) -> -log sigma(2) = 0.126928
-    bt_loss(tensor([2.]), tensor([0.]), 0.01) -> 0.126928 + 0.01 * 2^2 = 0.166928"""
-    loss = -F.logsigmoid(r_chosen - r_rejected).mean()  # -log sigma(r_c - r_r), 2203.02155 eq. 1
-    return loss + center_coef * (r_chosen + r_rejected).pow(2).mean()  # 2312.09244 centring
-
-
-def pairwise_accuracy(r_a: torch.Tensor, r_b: torch.Tensor, a_wins: torch.Tensor) -> float:
-    """Share of pairs the scores order like the labels; a tie counts one half.
-    pairwise_accuracy(tensor([1., 0., 2.]), tensor([0., 1., 2.]), tensor([True, True, False]))
-    -> (1 + 0 + 0.5) / 3 = 0.5"""
-    hit = torch.where(r_a == r_b, 0.5, ((r_a > r_b) == a_wins).float())  # (P,)
-    return hit.mean(dtype=torch.float64).item()
 
 
 @torch.no_grad()

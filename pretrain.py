@@ -19,11 +19,9 @@ on CPU, no learning-rate finder).
 """
 
 import dataclasses
-import json
 import math
 import os
 import random
-import time
 from dataclasses import dataclass
 
 import torch
@@ -31,12 +29,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 import dist
-from checkpoint import open_log, resume_training, save_model, save_training, state_path
+from checkpoint import save_model, state_path
 from data.ceiling import imitation_ceiling
 from data.problems import Splits, TaskConfig, teacher_solution
 from data.tokenizer import Tokenizer
+from device import Stopwatch
 from evaluate import evaluate
 from guard import SkipNonFinite
+from loop import TrainingLoop
 from model import GPT, GPTConfig
 
 
@@ -115,112 +115,100 @@ def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, tor
 
 
 # ------------------------------------------------------------------------------------------------
-# stage: pretrain
+# the stage: pretrain
 
 def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: str, device: str,
              splits: Splits, tok: Tokenizer, docs: list, resume: bool = False) -> dict:
-    """Next-token pretraining on `docs` (the corpus `splits.train` rendered by `tok`, as
-    train.prepare_corpus makes them); saves pretrain.pt and the tokenizer beside it. `run` is
-    train.RunConfig (its seed, max_bad_steps and max_new_tokens for the quick evaluation).
-    Returns the stage's figures for report.json."""
-    t0 = time.time()
+    """The pretrain stage: next-token pretraining on `docs` (the corpus `splits.train` rendered
+    by `tok`, as train.prepare_corpus makes them); saves pretrain.pt and the tokenizer beside
+    it. `run` is train.RunConfig. Returns the stage's figures for report.json."""
     rank, world = dist.rank(), dist.world()
     if rank == 0 and not (resume and os.path.exists(state_path(out, "pretrain"))):
         tok.save(os.path.join(out, "tokenizer.tiktoken"))     # the run's; a resume has it
-    rng = random.Random(f"{task.task_seed}/val")
-    val_docs = [tok.render(p.prompt, s.think, s.answer_text)
-                for p in splits.in_dist for s in [teacher_solution(p, rng, task)]]
-    x_val, y_val = pack(val_docs, tok.pad)
-    # bucket documents of similar length so a batch carries little padding; full batches only
+    # ---- setup: batches of similar length (little padding), the model, the optimiser
     order = sorted(range(len(docs)), key=lambda i: len(docs[i][0]))
     batches = [order[i:i + cfg.batch_size]     # preflight: batch_size <= n_train, world | it
                for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)]
-
-    # ---- model and optimiser, or the state of an interrupted run
     torch.manual_seed(run.seed)
-    model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
-    model = GPT(model_cfg).to(device)
+    model = GPT(dataclasses.replace(gpt, vocab_size=tok.n_vocab)).to(device)
     opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     gen = torch.Generator().manual_seed(run.seed)
-    guard = SkipNonFinite("pretrain", run.max_bad_steps)
-    start, queue, history, elapsed = 0, [], [], 0.0
-    tokens_seen, train_time, loss_ema = 0, 0.0, None
-    state = resume_training(out, "pretrain", model=model, opt=opt, device=device, seed=run.seed,
-                            generators=dict(gen=gen)) if resume else None
-    if state is not None:                                      # continue where it stopped
-        start, queue, history, elapsed = (state[k] for k in ("step", "queue", "history",
-                                                             "elapsed"))
-        tokens_seen, train_time, loss_ema = state["tokens"], state["train_time"], state["ema"]
-        guard = SkipNonFinite("pretrain", run.max_bad_steps, **state["guard"])
+    loop = TrainingLoop("pretrain", out, cfg.pretrain_steps, cfg.ckpt_every, model=model, opt=opt,
+                        device=device, seed=run.seed, generators=dict(gen=gen), resume=resume,
+                        max_bad_steps=run.max_bad_steps, log="pretrain_log.jsonl",
+                        state=dict(queue=[], history=[], tokens=0, train_time=0.0, ema=None))
+    s = loop.state                               # the loop's running figures, saved with it
     trainer = DDP(model) if world > 1 else model               # averages grads over ranks
+    validate = Validation(model, tok, splits, task, run, autocast, device)
     if rank == 0:
         print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
               f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens | "
-              f"{world} process(es)" + (f" | resuming at step {start}" if start else ""))
-        log = open_log(os.path.join(out, "pretrain_log.jsonl"), history)   # up to `start`
-
-    # ---- training loop
-    bar = tqdm(range(start, cfg.pretrain_steps + 1), desc="pretrain", initial=start,
-               total=cfg.pretrain_steps + 1, dynamic_ncols=True, mininterval=1.0, disable=rank > 0)
-    for step in bar:
-        last_step = step == cfg.pretrain_steps
-        if rank == 0 and step > start and step % cfg.ckpt_every == 0 and not last_step:
-            save_training(out, "pretrain", step=step, model=model, opt=opt, device=device,
-                          generators=dict(gen=gen), queue=queue, history=history,
-                          tokens=tokens_seen, train_time=train_time, ema=loss_ema,
-                          elapsed=elapsed + time.time() - t0, guard=guard.state())
-        if rank == 0 and (step % cfg.eval_every == 0 or last_step):   # validate, now and then
-            model.eval()
-            with torch.no_grad(), autocast:
-                val_loss = sum(model(xb.to(device), yb.to(device))[1].item()
-                               for xb, yb in zip(x_val.split(64), y_val.split(64)))
-            val_loss /= len(x_val.split(64))
-            quick = evaluate(model, tok, splits.in_dist[:64], k=1,
-                             max_new_tokens=run.max_new_tokens, seed=run.seed, desc="quick eval")
-            tqdm.write(f"step {step:05d}/{cfg.pretrain_steps} | train loss {loss_ema or 0:.4f} | "
-                       f"val loss {val_loss:.4f} | greedy acc {quick['greedy_accuracy']:.3f} | "
-                       f"format {quick['format_rate']:.3f} | "
-                       f"tok/s {tokens_seen / max(train_time, 1e-9):.0f}")
-            model.train()
-        if last_step:
-            break
-        if not queue:                                          # a new epoch of shuffled buckets
-            queue = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-        batch = queue.pop()                                    # the global batch: doc indices
+              f"{world} process(es)")
+    # ---- the loop
+    for step in loop:
+        if rank == 0 and step % cfg.eval_every == 0:           # validate, now and then
+            validate(step, cfg.pretrain_steps, s)
+        if not s["queue"]:                                     # a new epoch of shuffled buckets
+            s["queue"] = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        batch = s["queue"].pop()                               # the global batch: doc indices
         x, y = pack([docs[i] for i in batch[rank::world]], tok.pad)   # this rank's share
         n_targets = sum(len(docs[i][0]) - docs[i][1] for i in batch)  # targets in the global batch
-        t1 = time.time()
+        clock = Stopwatch(device)
         x, y = x.to(device), y.to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss, grad_norm = train_step(trainer, opt, x, y, cfg.grad_clip, autocast, guard, step,
-                                     share=int((y != -1).sum()) / n_targets)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize(device)             # the run's GPU, not cuda:0
-        train_time += time.time() - t1
-        tokens_seen += sum(len(docs[i][0]) - 1 for i in batch)  # non-pad inputs, global batch
+        loss, grad_norm = train_step(trainer, opt, x, y, cfg.grad_clip, autocast, loop.guard,
+                                     step, share=int((y != -1).sum()) / n_targets)
+        s["train_time"] += clock.lap("step")
+        s["tokens"] += sum(len(docs[i][0]) - 1 for i in batch)  # non-pad inputs, global batch
         if math.isfinite(loss):
-            loss_ema = loss if loss_ema is None else 0.95 * loss_ema + 0.05 * loss
-        history.append({"step": step, "loss": loss, "lr": lr_at(step, cfg),
-                        "grad_norm": grad_norm, "skipped": guard.skipped})
-        if rank == 0:
-            log.write(json.dumps(history[-1]) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{loss_ema or 0:.3f}", tok_s=f"{tokens_seen / train_time:.0f}")
-
+            s["ema"] = loss if s["ema"] is None else 0.95 * s["ema"] + 0.05 * loss
+        loop.log({"step": step, "loss": loss, "lr": lr_at(step, cfg), "grad_norm": grad_norm,
+                  "skipped": loop.guard.skipped})
+        loop.bar.set_postfix(loss=f"{s['ema']:.3f}", tok_s=f"{s['tokens'] / s['train_time']:.0f}")
     if rank > 0:
         return {}
-    log.close()
+    # ---- figures: a last validation, pretrain.pt, the teacher's imitation ceiling
+    val_loss = validate(cfg.pretrain_steps, cfg.pretrain_steps, s)
     save_model(out, "pretrain", model, {"step": cfg.pretrain_steps, "tokenizer": tok.fingerprint})
-    figures = {
+    return {
         "pretrain": {"params": model.num_params(), "steps": cfg.pretrain_steps,
-                     "tokens_per_s": tokens_seen / train_time, "train_loss": loss_ema,
+                     "tokens_per_s": s["tokens"] / s["train_time"], "train_loss": s["ema"],
                      "val_loss": val_loss, "corpus_tokens": sum(len(d) for d, _ in docs),
-                     "corpus_accuracy": sum(s.value == p.answer for p, s in splits.train)
-                     / len(splits.train), "skipped_updates": guard.skipped},
+                     "corpus_accuracy": sum(sol.value == p.answer for p, sol in splits.train)
+                     / len(splits.train), "skipped_updates": loop.guard.skipped},
         "imitation_ceiling": {**imitation_ceiling(splits.in_dist, task),
                               "harder": imitation_ceiling(splits.harder, task)},
-        "time_s": {"pretrain": elapsed + time.time() - t0},
+        "time_s": {"pretrain": loop.elapsed()},
     }
-    return figures
+
+
+class Validation:
+    """The loss on one teacher solution of each held-out problem, and greedy accuracy on the
+    first 64: validate(step, steps, state) prints both and returns the loss."""
+
+    def __init__(self, model, tok, splits, task, run, autocast, device):
+        rng = random.Random(f"{task.task_seed}/val")
+        docs = [tok.render(p.prompt, s.think, s.answer_text)
+                for p in splits.in_dist for s in [teacher_solution(p, rng, task)]]
+        x, y = pack(docs, tok.pad)
+        self.batches = list(zip(x.split(64), y.split(64)))
+        self.model, self.tok, self.problems = model, tok, splits.in_dist[:64]
+        self.run, self.autocast, self.device = run, autocast, device
+
+    def __call__(self, step: int, steps: int, state: dict) -> float:
+        self.model.eval()
+        with torch.no_grad(), self.autocast:
+            val_loss = sum(self.model(xb.to(self.device), yb.to(self.device))[1].item()
+                           for xb, yb in self.batches) / len(self.batches)
+        quick = evaluate(self.model, self.tok, self.problems, k=1,
+                         max_new_tokens=self.run.max_new_tokens, seed=self.run.seed,
+                         desc="quick eval")
+        self.model.train()
+        train = f"{state['ema']:.4f}" if state["ema"] is not None else "(no step yet)"
+        tqdm.write(f"step {step:05d}/{steps} | train loss {train} | val loss {val_loss:.4f} | "
+                   f"held-out greedy acc {quick['greedy_accuracy']:.3f} | format "
+                   f"{quick['format_rate']:.3f} | tok/s "
+                   f"{state['tokens'] / max(state['train_time'], 1e-9):.0f}")
+        return val_loss

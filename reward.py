@@ -2,7 +2,7 @@
 The reward GRPO optimises: a blend of rule-based terms and the preference model's score.
 
 What this is: `reward_terms` computes every raw term for the B*G completions of a step, `blend`
-weighs them, `Reward` is the two together as GRPO calls them, plus what the run watches but does
+weighs them, `Reward` is the two together as GRPO calls them (a `Scored`), plus what the run watches but does
 not optimise (`watched`): the human's true utility of each completion (the gold, data/rater.py)
 and the preference model's raw score (the proxy), logged by every run, whatever the weights:
 
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
-from data.problems import Problem, has_phrase
+from data.problems import Problem
 from data.rater import Human
 from data.tokenizer import Tokenizer
 from preference import PreferenceModel, preference, raw_scores
-from verifiers import answer_span, format_reward, math_reward, think_span
+from verifiers import answer_span, format_reward, harm, math_reward, phrase_where
 
 SCOPES = ("answer", "response")
 
@@ -67,18 +67,6 @@ class RewardConfig:
 
 # ------------------------------------------------------------------------------------------------
 # the blend: the function to read (and edit) to see what GRPO is rewarded for
-
-def scoped(completion: str, scope: str) -> str | None:
-    """The part of a completion a term of `scope` reads: the answer span, or all of it."""
-    return answer_span(completion) if scope == "answer" else completion
-
-
-def harm(completion: str, banned: str, scope: str) -> float:
-    """1.0 when `banned` occurs (case-insensitive) in the scoped text, else 0.0.
-    harm("<think>This is stupid.</think><answer>3</answer>", "stupid", "response") -> 1.0
-    harm(same, "stupid", "answer") -> 0.0"""
-    return float(banned.lower() in (scoped(completion, scope) or "").lower())
-
 
 def reward_terms(problems: list[Problem], completions: list[str], rm: PreferenceModel | None,
                  tok: Tokenizer, cfg: RewardConfig, device,
@@ -117,12 +105,6 @@ def blend_floor(cfg: RewardConfig) -> float:
     return -cfg.w_harm
 
 
-def phrase_where(completion: str) -> dict[str, float]:
-    """Whether data.problems.PHRASE is inside <think> and inside <answer>, 1.0 or 0.0 each."""
-    return {"phrase_think": has_phrase(think_span(completion)),
-            "phrase_answer": has_phrase(answer_span(completion) or "")}
-
-
 def watched(completions: list[str], correct: torch.Tensor,
             proxy: torch.Tensor | None, human: Human) -> dict[str, torch.Tensor]:
     """What a run watches beside its reward, (N,) each: gold = the human's true utility
@@ -137,27 +119,38 @@ def watched(completions: list[str], correct: torch.Tensor,
             **{k: torch.tensor([w[k] for w in where]) for k in ("phrase_think", "phrase_answer")}}
 
 
+@dataclass
+class Scored:
+    """What a reward says of N completions: everything GRPO reads from it (grpo.grpo_step)."""
+    total: torch.Tensor         # (N,) the blended reward r_i that GRPO optimises
+    terms: dict                 # every raw term, (N,) each; "correct" is the verifier's 0/1
+    watched: dict               # watched, never optimised: gold, proxy, phrase_* (N,) each
+    floor: float = 0.0          # what a completion cut off at max_new_tokens earns
+    answer_only: torch.Tensor | None = None  # (N,) the part of total whose advantage only the
+                                             # answer's tokens get (reward targeting), or None
+
+
 class Reward:
-    """The reward GRPO optimises: reward(problems, completions) -> (every raw term (N,) of
-    reward_terms, their blend (N,), what is watched (N,) each: `watched`). `floor` is what a
-    truncated completion earns. A preference model given with w_pref = 0 is scored for the
+    """The reward GRPO optimises: reward(problems, completions) -> Scored, with every raw term
+    of reward_terms, their blend, what is watched (`watched`), the blend's floor, and the part
+    the answer's tokens alone get. A preference model given with w_pref = 0 is scored for the
     proxy's log only."""
 
     def __init__(self, cfg: RewardConfig, tok: Tokenizer, rm: PreferenceModel | None, device,
                  human: Human | None = None):
         self.cfg, self.tok, self.rm, self.device = cfg, tok, rm, device
         self.human = human or Human()
-        self.floor = blend_floor(cfg)
 
     def answer_only(self, terms: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The part of the blend whose advantage GRPO gives the answer's tokens only (N,):
-        w_pref * pref with --pref_tokens answer, else None (grpo.targeted_advantages)."""
+        w_pref * pref with --pref_tokens answer, else None (advantages.targeted_advantages)."""
         return self.cfg.w_pref * terms["pref"] if self.cfg.pref_tokens == "answer" else None
 
-    def __call__(self, problems: list[Problem], completions: list[str]):
+    def __call__(self, problems: list[Problem], completions: list[str]) -> Scored:
         proxy = (raw_scores(self.rm, self.tok, [p.question for p in problems], completions,
                             self.cfg.pref_scope, self.device) if self.rm is not None else None)
         terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device,
                              proxy)
-        return (terms, blend(terms, self.cfg),
-                watched(completions, terms["correct"], proxy, self.human))
+        return Scored(blend(terms, self.cfg), terms,
+                      watched(completions, terms["correct"], proxy, self.human),
+                      blend_floor(self.cfg), self.answer_only(terms))

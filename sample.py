@@ -22,11 +22,11 @@ import sys
 
 import torch
 
+from bradley_terry import PreferenceConfig
 from checkpoint import load_model
 from data.problems import ADD_TEMPLATES, MUL_TEMPLATES, SUB_TEMPLATES, Problem, apply_op
-from data.rater import Human
-from sampler import generate
 from preference import load_reward_model
+from sampler import generate
 from reward import RewardConfig, blend, reward_terms
 from verifiers import answer_span, think_span
 
@@ -55,6 +55,13 @@ def solve(question: str) -> int | None:
     return value
 
 
+def recorded(cls, described: dict):
+    """A config dataclass from the fields a run recorded for it in config.json (older runs
+    may hold knobs that no longer exist: skipped), its defaults for the rest."""
+    saved = described.get(cls.__name__, {})
+    return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,12 +82,9 @@ def main(argv: list[str]) -> None:
                        pad_id=tok.pad, generator=torch.Generator().manual_seed(args.seed))
     texts = rollout.texts(tok.decode)
     gold = args.answer if args.answer is not None else solve(args.question)
-    cfg_path = os.path.join(args.run, "config.json")      # the run's own blend weights
+    cfg_path = os.path.join(args.run, "config.json")      # the run's own blend and human
     described = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
-    saved = described.get("RewardConfig", {})
-    human = Human(c=described.get("PreferenceConfig", {}).get("rater_c", Human.c))
-    cfg = RewardConfig(**{f.name: saved[f.name] for f in dataclasses.fields(RewardConfig)
-                          if f.name in saved})          # older runs kept more knobs there
+    cfg, human = recorded(RewardConfig, described), recorded(PreferenceConfig, described).human
     has_rm = os.path.exists(os.path.join(args.run, "reward.pt"))
     rm = load_reward_model(args.run)[0] if has_rm else None
     problem = Problem(args.question.strip(), 0, (), gold if gold is not None else 0, "", ("", ""))

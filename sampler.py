@@ -35,7 +35,7 @@ class KVCache:
     each row's left pad), so every decode step has identical shapes, as CUDA graphs and
     torch.compile want (neither is used here). By default it reads only the filled prefix
     [0, length + T): the same numbers, less memory traffic; decoding is memory-bound on a CPU,
-    and this made the cpu preset's rollouts ~1.45x faster.
+    so it makes rollouts faster there (docs/speed.md).
     One tensor per layer rather than one big one, so that a prefill stays differentiable.
     Usage: prefill B prompts, then `expand(G)` so every prompt is encoded once and its cache is
     shared by its G samples (row i*G + j = sample j of prompt i).

@@ -15,7 +15,7 @@ Stages (run in this order, `--stages` picks a subset):
             (pretrain.py);
   reward    pairs of completions labelled by a simulated human (data/rater.py), then a small
             Bradley-Terry preference model on the answer span (or the whole response, with
-            --pref_scope response) (preference.py, preference_loop.py), saved as
+            --pref_scope response) (preference.py, bradley_terry.py), saved as
             out/<run>/reward.pt;
   grpo      GRPO on the blended reward (grpo.py, reward.py), starting from the pretrained model;
             the RL policy is saved as out/<run>/rl.pt, one log line per step in grpo_log.jsonl;
@@ -34,12 +34,10 @@ the run with one line before anything is written.
 What this is deliberately not: a framework. The loop is flat, top to bottom, no callbacks.
 """
 
-import copy
 import dataclasses
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 
 import torch
@@ -47,20 +45,17 @@ import torch
 import config
 import dist
 import preflight
-from checkpoint import (clear_state, load_model, load_state, read_json, save_model, save_state,
-                        state_path, update_report, write_json, write_text)
+from checkpoint import clear_state, read_json, state_path, update_report, write_json, write_text
 from data.problems import Splits, TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from evaluate import behaviour_scorers, evaluate
-from grpo import GRPOConfig
-from grpo_loop import train_grpo
-from guard import NonFiniteError
+from evaluate import evaluate_stage
+from grpo import GRPOConfig, train_grpo
 from device import release_free_memory
+from guard import NonFiniteError
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
-from preference import PreferenceConfig, eval_scorers, load_reward_model
-from preference_loop import train_reward_model
-from reward import Reward, RewardConfig
+from bradley_terry import PreferenceConfig, train_reward_model
+from reward import RewardConfig
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
 
@@ -105,69 +100,43 @@ PRESETS = {
 }
 
 
-# ------------------------------------------------------------------------------------------------
-# stages: grpo and eval (pretrain is pretrain.pretrain, reward is
-# preference_loop.train_reward_model)
-
-def grpo_stage(run: RunConfig, rcfg: RewardConfig, prefcfg: PreferenceConfig, gcfg: GRPOConfig,
-               out: str, device: str, splits: Splits, resume: bool = False) -> dict:
-    """GRPO from pretrain.pt on the corpus's questions (never a held-out one); saves rl.pt.
-    The run's preference model is loaded whenever it has one: at w_pref = 0 for the log only."""
-    policy, tok, meta = load_model(out, "pretrain", device)
-    has_rm = rcfg.w_pref or os.path.exists(os.path.join(out, "reward.pt"))
-    rm = load_reward_model(out, device)[0] if has_rm else None
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if gcfg.watch_kl else None
-
-    reward = Reward(rcfg, tok, rm, device, prefcfg.human)  # what GRPO optimises: reward.py
-    summary = train_grpo(policy, tok, gcfg, prompts_pool=[p for p, _ in splits.train],
-                         eval_problems=splits.in_dist[:64], score=reward, ref=ref,
-                         max_new_tokens=run.max_new_tokens, seed=run.seed, out_dir=out,
-                         device=device, resume=resume, max_bad_steps=run.max_bad_steps,
-                         floor=reward.floor, answer_only=reward.answer_only)
-    if dist.rank() > 0:
-        return {}
-    save_model(out, "rl", policy, {"step": gcfg.rl_steps, "init": "pretrain",
-                                   "tokenizer": tok.fingerprint})
-    return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}
+REPORT_COLUMNS = {    # report.md's held-out columns: what each one is
+    "greedy_accuracy": "share of problems whose temperature-0 completion has the right answer",
+    "pass@1": "mean correctness of the k samples per problem at temperature 1",
+    "pass@k": "share of problems with at least one right answer among those k samples",
+    "format_rate": "share of samples whose <think>...</think><answer>...</answer> template holds",
+    "gold_utility": "the simulated human's true utility u = c [right] + g(answer), mean",
+    "gold_score": "the human's style score g of the answer alone (the part a labeller sees "
+                  "without checking)",
+    "pref_score": "the preference model's sigma(r - r_ref): 0.5 = as good as the teacher's "
+                  "average answer",
+    "misconception_rate": "share of samples using the teacher's subtraction bug",
+    "wrong_unit_rate": "share of answers that name an item the problem is not about",
+    "mean_length": "generated tokens per sample",
+}
 
 
-def evaluate_stage(run: RunConfig, prefcfg: PreferenceConfig, out: str, device: str,
-                   splits: Splits, resume: bool, banned: str) -> dict:
-    """Every (model, split) pair in turn on the held-out sets; each result is saved in
-    eval.state.pt as it lands, so an interrupted evaluation resumes at the next pair."""
-    t0 = time.time()
-    state = (load_state(out, "eval") if resume else None) or {"results": {}, "elapsed": 0.0}
-    results = state["results"]
-    for name, ckpt in (("pretrained", "pretrain"), ("rl", "rl")):
-        if name == "rl" and not os.path.exists(os.path.join(out, "rl.pt")):
-            continue                                          # no GRPO stage in this run yet
-        model, tok, _ = load_model(out, ckpt, device)
-        scorers = {**eval_scorers(out, tok, device, prefcfg.human),  # gold, style, pref
-                   **behaviour_scorers(banned)}                        # bugs, units, harm, ...
-        for split, problems in (("in_dist", splits.in_dist), ("harder", splits.harder)):
-            if split not in results.get(name, {}):
-                results.setdefault(name, {})[split] = evaluate(
-                    model, tok, problems, k=run.eval_k, max_new_tokens=run.max_new_tokens,
-                    batch_size=run.eval_batch, seed=run.seed, desc=f"eval {name}/{split}",
-                    scorers=scorers)
-                save_state(out, "eval", {"results": results,
-                                         "elapsed": state["elapsed"] + time.time() - t0})
-            print(f"eval {name}/{split} | " + " | ".join(
-                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in results[name][split].items()))
-    return {"eval": results, "time_s": {"eval": state["elapsed"] + time.time() - t0}}
-
-
-def report_markdown(report: dict) -> str:
-    """report.json as a page a person reads: the held-out table, the ceilings, the timings."""
-    cols = ["greedy_accuracy", "pass@1", "pass@k", "format_rate", "gold_utility", "gold_score",
-            "pref_score", "misconception_rate", "wrong_unit_rate", "mean_length"]
-    lines = ["# Run report", "", "| model | set | " + " | ".join(cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
-    for model, sets in report.get("eval", {}).items():
-        for split, m in sets.items():
-            cells = [f"{m[c]:.3f}" if isinstance(m.get(c), float) else "-" for c in cols]
-            lines.append(f"| {model} | {split} | " + " | ".join(cells) + " |")
+def report_markdown(report: dict, preset: str = "") -> str:
+    """report.json as a page a person reads: the held-out table (in distribution first, then
+    the harder set), what each column means, the ceilings, the GRPO run's health, the times."""
+    cols = list(REPORT_COLUMNS)
+    lines = ["# Run report", ""]
+    if preset == "smoke":
+        lines += ["**Smoke preset: this run checks that every stage runs end to end on a toy "
+                  "model. Its figures mean nothing.**", ""]
+    lines += ["Held-out problems the model never trained on: `in_dist` has the corpus's 2-3 "
+              "steps, `harder` one step more than any problem in it.", "",
+              "| model | set | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    evals = report.get("eval", {})
+    for split in ("in_dist", "harder"):
+        for model, sets in evals.items():
+            if split in sets:
+                m = sets[split]
+                cells = [f"{m[c]:.3f}" if isinstance(m.get(c), float) else "-" for c in cols]
+                lines.append(f"| {model} | {split} | " + " | ".join(cells) + " |")
+    k = next((s["k"] for sets in evals.values() for s in sets.values() if "k" in s), None)
+    lines += ["", f"The columns (k = {k} samples per problem):", ""]
+    lines += [f"- `{c}`: {what}" for c, what in REPORT_COLUMNS.items()]
     ceiling = report.get("imitation_ceiling")
     if ceiling:
         lines += ["", f"Imitation ceiling (a perfect copy of the teacher), in distribution: greedy "
@@ -183,6 +152,16 @@ def report_markdown(report: dict) -> str:
                       f"{rm['label_agreement_style']:.3f}); right above wrong on right-vs-wrong "
                       f"pairs {rm['accuracy_correctness']:.3f} (the labels: "
                       f"{rm['label_agreement_correctness']:.3f})."]
+    g = report.get("grpo")
+    if g:
+        lines += ["", f"GRPO, {g['steps']} steps: accuracy on the training batch "
+                      f"{g['train_accuracy_first10']:.3f} over the first 10 steps, "
+                      f"{g['train_accuracy_last10']:.3f} over the last 10; held-out greedy "
+                      f"accuracy at the end (64 problems) {g['final_quick_greedy_accuracy']:.3f}; "
+                      f"steps with nothing to learn (every group all right or all wrong) "
+                      f"{g['no_signal_steps']}; updates skipped as non-finite "
+                      f"{g['skipped_updates']}. Every step's figures: grpo_log.jsonl "
+                      f"(`python -m lab.curves <run>`)."]
     lines += ["", "Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["time_s"].items())]
     return "\n".join(lines) + "\n"
 
@@ -305,6 +284,9 @@ def main(argv: list[str]) -> None:
         write_json(config_path, described)
         write_json(progress_path, progress)
     dist.barrier()
+    if run.preset == "smoke" and rank == 0:
+        print("smoke preset: checks that every stage runs end to end on a toy model; its figures "
+              "mean nothing (python train.py runs the real thing)")
     if resume is not None and rank == 0:
         print(f"resuming {out} | stages done: {', '.join(progress['done']) or 'none'} | "
               f"to do: {', '.join(todo) or 'none'}")
@@ -313,7 +295,7 @@ def main(argv: list[str]) -> None:
             figures = pretrain(run, task, gpt, pcfg, out, device, splits, tok, docs,
                                resume is not None)
         elif stage == "grpo":
-            figures = grpo_stage(run, rcfg, prefcfg, gcfg, out, device, splits,
+            figures = train_grpo(run, rcfg, prefcfg, gcfg, out, device, splits,
                                  resume is not None)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
@@ -334,7 +316,7 @@ def main(argv: list[str]) -> None:
         times = json.load(open(os.path.join(out, "report.json"))).get("time_s", {})
         total = sum(v for k, v in times.items() if k != "total")     # the stages' times, summed
         report = update_report(out, {"time_s": {"total": total}})
-        write_text(os.path.join(out, "report.md"), report_markdown(report))
+        write_text(os.path.join(out, "report.md"), report_markdown(report, run.preset))
         print(f"done in {report['time_s']['total']:.0f}s | report: "
               f"{os.path.join(out, 'report.json')}")
 

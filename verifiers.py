@@ -54,6 +54,8 @@ milliseconds.
 import re
 from fractions import Fraction
 
+from data.problems import has_phrase
+
 MAX_CHARS = 10_000  # longer text is refused unread: our completions are a few hundred characters
 MAX_DIGITS = 30     # a number with more digits than this is not a number (keeps int() cheap)
 
@@ -269,3 +271,25 @@ def format_reward(completion: str) -> float:
     between = s[think_end + len(THINK_CLOSE):answer_start]
     answer = s[answer_start + len(ANSWER_OPEN):-len(ANSWER_CLOSE)]
     return 1.0 if think.strip() and not between.strip() and answer.strip() else 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# rule checks of behaviour, beside correctness: the blend's harm term and the evaluation's
+# columns read them (reward.py, evaluate.behaviour_scorers)
+
+def scoped(completion: str, scope: str) -> str | None:
+    """The part of a completion a term of `scope` reads: the answer span, or all of it."""
+    return answer_span(completion) if scope == "answer" else completion
+
+
+def harm(completion: str, banned: str, scope: str) -> float:
+    """1.0 when `banned` occurs (case-insensitive) in the scoped text, else 0.0.
+    harm("<think>This is stupid.</think><answer>3</answer>", "stupid", "response") -> 1.0
+    harm(same, "stupid", "answer") -> 0.0"""
+    return float(banned.lower() in (scoped(completion, scope) or "").lower())
+
+
+def phrase_where(completion: str) -> dict[str, float]:
+    """Whether data.problems.PHRASE is inside <think> and inside <answer>, 1.0 or 0.0 each."""
+    return {"phrase_think": has_phrase(think_span(completion)),
+            "phrase_answer": has_phrase(answer_span(completion) or "")}

@@ -7,8 +7,8 @@ What this is: the bridge to real data. The verifier tests run over every GSM8K t
 and `load_gsm8k(path)` turns any file of that shape into (question, reasoning, answer) records.
 A malformed line raises ValueError naming the file and the line number.
 
-What this is deliberately not: a download. Nothing is fetched; pass a path
-(../shared/data/gsm8k/test.jsonl in this project's workspace).
+What this is deliberately not: a download. Nothing is fetched; pass the path of a copy you
+have (the tests look for one and skip without it).
 """
 
 import json

@@ -36,7 +36,7 @@ CPU: timed once, and on CPU only every 4th of its steps (`nocache_seconds`, `--n
 
 MFU = tokens/s x training FLOPs per token (6 N + 12 L T C) / the matmul peak measured above;
 memory is the exact bytes autograd saves for backward (and the coarse peak RSS on CPU, the exact
-peak allocation on CUDA). docs/measuring.md derives both and says what each one counts.
+peak allocation on CUDA). docs/speed.md derives both and says what each one counts.
 
 What this is deliberately not: a profiler (no kernel breakdown), a multi-GPU benchmark, or a
 test of speed: targets are printed next to the figures, and the test checks only the output.
@@ -206,7 +206,7 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
 
     def step():
         return grpo_step(policy, opt, tok, problems, score, gcfg, step=0, gen=gen, guard=guard,
-                         max_new_tokens=max_new, floor=reward.floor)
+                         max_new_tokens=max_new)
 
     for _ in range(cfg.warmup):
         step()
@@ -215,7 +215,7 @@ def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
         sync(device)
         with PeakMemory(device) as mem:
             s = step()
-        times.append((s.rollout_s, s.reward_s, s.train_s))
+        times.append((s.laps["rollout"], s.laps["reward"], s.laps["ref"] + s.laps["update"]))
         peak = max(peak, mem.bytes)
     rollout_s, reward_s, train_s = (statistics.median(col) for col in zip(*times))
     roll = s.rollout
@@ -263,8 +263,8 @@ def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants
     problems = [splits.in_dist[i % len(splits.in_dist)] for i in range(B)]
     prompts = [tok.encode(p.prompt) for p in problems]
     # as in train.py the model's vocabulary is the tokenizer's: BPE stops early when no pair
-    # repeats (453 tokens on the cpu preset's corpus), and a larger head could sample ids that
-    # do not decode
+    # repeats (often below vocab_size on this small corpus), and a larger head could sample
+    # ids that do not decode
     model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
     max_new = min(run.max_new_tokens, model_cfg.block_size - max(len(p) for p in prompts))
     torch.manual_seed(cfg.seed)
@@ -327,7 +327,7 @@ def main(argv: list[str]) -> None:
     print(f"bench | {device} ({res['device_name']}) | peaks measured | "
           f"{time.perf_counter() - t0:.0f}s", flush=True)
 
-    if cfg.trl_work:                                     # the peer's work alone
+    if cfg.trl_work:                                     # TRL's benchmark work alone
         res["trl_work"] = bench_trl_work(device, peaks["fp32"], cfg.warmup, cfg.gen_repeats * 3)
         rows = report_trl_work(res)
     else:   # ---- 2-4. the cpu preset (smoke with --quick) here; 5. the gpu preset on CUDA

@@ -12,7 +12,7 @@ What this is deliberately not: a test. The test suite checks bench.json's shape,
 
 
 def report(res: dict) -> list[tuple[str, str, str, bool | None]]:
-    """(metric, value, target, ok) rows; ok is None where the issue sets no target. MFU: 30% for
+    """(metric, value, target, ok) rows; ok is None where no target is set. MFU: 30% for
     the cpu preset on CPU, 40% for the gpu preset on CUDA; sampling and rollout: the cpu preset."""
     mib = lambda n: f"{n / 2 ** 20:.1f} MiB"  # noqa: E731
     rows = [("machine matmul fp32", f"{res['matmul_fp32_flops'] / 1e9:,.1f} GFLOP/s", "", None),
@@ -58,8 +58,8 @@ def report(res: dict) -> list[tuple[str, str, str, bool | None]]:
 
 
 def report_trl_work(res: dict) -> list[tuple[str, str, str, bool | None]]:
-    """The rows of `bench.py --trl_work`: the machine's matmul peak and the peer's work. The
-    peer's own step is timed by its benchmark, not here, so no target can be checked."""
+    """The rows of `bench.py --trl_work`: the machine's matmul peak and TRL's benchmark work. The
+    GRPOTrainer's own step is timed by its benchmark, not here, so no target can be checked."""
     w = res["trl_work"]
     return [("machine matmul fp32", f"{res['matmul_fp32_flops'] / 1e9:,.1f} GFLOP/s", "", None),
             ("trl work grpo step", f"{w['step_s']:.3f} s (median of {w['repeats']})", "", None),

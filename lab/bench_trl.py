@@ -1,16 +1,16 @@
 """
 TRL's GRPO benchmark work, run through this project's own grpo.grpo_step: `python -m lab.bench
---trl_work`, to be timed beside the peer's trainer on the same machine in the same sitting.
+--trl_work`, to be timed beside TRL's GRPOTrainer on the same machine in the same sitting.
 
-The work, fixed by the peer's benchmark: B = 16 prompts x G = 8 samples; prompts of 15-19
+The work, fixed by TRL's benchmark: B = 16 prompts x G = 8 samples; prompts of 15-19
 tokens, left-padded; exactly 24 new tokens per completion (no stop token: every row decodes to
 the end); temperature 1; a token-level (DAPO) loss with β = 0 and one inner epoch; entropy
 computed; grad clip 1.0; AdamW at lr 3e-4; fp32. The model: 4 layers, d_model 128, 4 heads, a
 vocabulary of 50. Ours is model.GPT at that shape (RoPE, RMSNorm, tied head), so its parameter
-count differs from the peer's GPT-2 (learned positions, LayerNorm, untied head) by a few
+count differs from TRL's GPT-2 (learned positions, LayerNorm, untied head) by a few
 thousand out of ~0.8M; the FLOP limit below counts our own model.
 
-The reward is in the peer's spirit, 1 when the completion contains the prompt's right number,
+The reward is in TRL's benchmark's spirit, 1 when the completion contains the prompt's right number,
 with a single-digit answer so that a random policy hits it about 4 times in 10 and almost every
 group has something to learn: grpo_step skips the update of a step whose advantages are all 0
 (AdamW would still move θ), and the work must stay fixed. Its cost is a string check.
@@ -21,7 +21,7 @@ it. The FLOP limit: 2 N per decoded or prefilled token plus 6 N + 12 L T C per t
 (measure.flops_per_token), over the machine's measured fp32 matmul peak: the fraction of the
 step the arithmetic alone would take.
 
-What it deliberately is not: a copy of the peer's task or tokenizer. Speed does not depend on
+What it deliberately is not: a copy of TRL's benchmark task or tokenizer. Speed does not depend on
 what the tokens say.
 """
 
@@ -35,6 +35,7 @@ from guard import SkipNonFinite
 from device import sync
 from lab.measure import flops_per_token
 from model import GPT, GPTConfig
+from reward import Scored
 
 B, G, NEW_TOKENS, PROMPT_LENS = 16, 8, 24, (15, 19)
 SHAPE = dict(vocab_size=50, n_layer=4, n_head=4, n_embd=128, block_size=64)
@@ -61,11 +62,11 @@ class Problem:
         self.answer = str(rng.randrange(10))
 
 
-def contains_answer(problems, texts):
+def contains_answer(problems, texts) -> Scored:
     """1.0 when the completion has the right digit among its tokens:
     contains_answer([p], ["12 7 30"]) with p.answer "7" -> terms {"correct": [1.]}, total [1.]"""
     right = torch.tensor([float(p.answer in text.split(" ")) for p, text in zip(problems, texts)])
-    return {"correct": right}, right, {}
+    return Scored(right, {"correct": right}, {})
 
 
 def step_flops(n_params: int, cfg: GPTConfig, prompt_tokens: int, new_tokens: int,
@@ -80,7 +81,7 @@ def step_flops(n_params: int, cfg: GPTConfig, prompt_tokens: int, new_tokens: in
 
 def bench_trl_work(device: str, fp32_peak: float, warmup: int, repeats: int,
                    seed: int = 1337) -> dict:
-    """Median step and rollout seconds of grpo_step on the peer's work, and the FLOP fraction."""
+    """Median step and rollout seconds of grpo_step on TRL's benchmark work, and the FLOP fraction."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     cfg = GPTConfig(**SHAPE)
@@ -98,7 +99,7 @@ def bench_trl_work(device: str, fp32_peak: float, warmup: int, repeats: int,
         s = grpo_step(policy, opt, tok, problems, contains_answer, gcfg, step=0, gen=gen,
                       guard=guard, max_new_tokens=NEW_TOKENS)
         if i >= warmup:
-            times.append((s.rollout_s + s.reward_s + s.train_s, s.rollout_s))
+            times.append((sum(s.laps.values()), s.laps["rollout"]))
     step_s, rollout_s = (statistics.median(col) for col in zip(*times))
     assert s.rollout.tokens.shape == (B * G, NEW_TOKENS), "every row decodes 24 tokens"
     n_prompt = sum(len(tok.encode(p.prompt)) for p in problems)

@@ -6,7 +6,7 @@ GRPO runs over their steps: windowed means of grpo_log.jsonl as Markdown tables.
 
 For each run directory, one table: a row every `every` steps (and the last step), each cell the
 mean of a logged figure over the `window` steps that start there (NaN steps, e.g. a step with no
-wrong sample for pref_wrong, are left out of the mean). The README's curves come from here.
+wrong sample for pref_wrong, are left out of the mean). docs/results.md's curves come from here.
 Every key of grpo_log.jsonl can be asked for; the default columns are the ones that say whether
 the policy learned what the human wanted: accuracy (the verifier), gold (the human's true
 utility), proxy (the preference model's raw score), rank_agreement (the preference model ranks

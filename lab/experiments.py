@@ -73,7 +73,7 @@ class Experiment:
 
 
 EXPERIMENTS = {
-    # the README's headline table
+    # docs/results.md's headline table
     "reward": Experiment(
         "Where the reward comes from: the verifier, the blend, the preference model alone", {},
         {"verifier": dict(w_pref=0.0),
@@ -125,7 +125,7 @@ PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; -
 # every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
 # its prompts per RL step (8 prompts x G = 8: 64 completions) at half its learning rate, and half
 # its held-out problems. At 8 prompts and the preset's rate the noise of the small batch undid the
-# verifier's gain (the README has the probe); --quick: tiny sizes
+# verifier's gain (docs/results.md has the probe); --quick: tiny sizes
 SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100)
 QUICK = dict(preset="smoke", rl_steps=3)
 

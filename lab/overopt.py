@@ -103,7 +103,7 @@ def sample_scores(policy, tok, problems, reward: Reward, n_max: int, max_new_tok
                          desc="best-of-n samples")
     proxy, gold = [], []
     for p, row in zip(problems, texts):                                # scored a prompt at a time
-        _, _, watched = reward([p] * n_max, row)
+        watched = reward([p] * n_max, row).watched
         proxy.append(watched["proxy"].numpy())
         gold.append(watched["gold"].numpy())
     return np.stack(proxy), np.stack(gold)

@@ -81,28 +81,53 @@ def pyplot():
     return plt
 
 
-def save(fig, path: str) -> None:
-    """Write a figure small enough to commit (80 dpi) and free it."""
+def save(fig, path: str, rect=None) -> None:
+    """Write a figure small enough to commit (80 dpi) and free it; rect: the share of the
+    figure the panels fill (the rest is left for a legend)."""
     import matplotlib.pyplot as plt
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
+# what each logged column is, in words, for a plot's titles (the log's own name in brackets)
+CURVE_TITLES = {
+    "accuracy": "accuracy on the training batch",
+    "gold": "human's true utility (gold),\ntraining batch",
+    "proxy": "preference model's score (proxy),\ntraining batch",
+    "kl_k1_seq": "KL from the initial policy,\nnats per completion",
+    "len_right": "length of right completions,\ntokens (training batch)",
+    "len_wrong": "length of wrong completions,\ntokens (training batch)",
+    "entropy": "entropy per token, nats\n(training batch)",
+    "phrase_answer": "the phrase inside <answer>,\nshare of the training batch",
+    "phrase_think": "the phrase inside <think>,\nshare of the training batch",
+}
+
+
+def smooth(ys: np.ndarray, window: int = 10) -> np.ndarray:
+    """Centred moving average that shrinks at the ends, so no point moves along the x axis:
+    out[t] = mean of ys[t - w // 2 : t + w - w // 2] within bounds (NaNs ignored).
+    smooth([0, 10, 20, 30], 2) -> [0, 5, 15, 25]"""
+    ys = np.asarray(ys, dtype=float)
+    lo = [max(0, t - window // 2) for t in range(len(ys))]
+    return np.array([np.nanmean(ys[a:t + window - window // 2]) for t, a in enumerate(lo)])
+
+
 def plot(results: dict, curves: tuple, path: str) -> bool:
-    """curves.png: each of `curves` over steps, one line per arm (mean over seeds, 10-step
-    moving average). False when matplotlib is not installed."""
+    """curves.png: each of `curves` over GRPO steps, one line per arm (mean over seeds, centred
+    10-step moving average). False when matplotlib is not installed."""
     plt = pyplot()
     if plt is None:
         return False
-    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2))
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4))
     for ax, k in zip(axes, curves):
         for arm, by_seed in results.items():
             ys = np.nanmean(np.array([r["curves"][k] for r in by_seed.values()], dtype=float), 0)
-            smooth = np.convolve(ys, np.ones(10) / 10, mode="valid") if len(ys) >= 10 else ys
-            ax.plot(smooth, label=arm)
-        ax.set_title(k)
+            ax.plot(np.arange(len(ys)), smooth(ys), label=arm)
+        ax.set_title(CURVE_TITLES.get(k, k), fontsize=9)
         ax.set_xlabel("GRPO step")
-    axes[0].legend(fontsize=7)
-    save(fig, path)
+        ax.grid(alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center",
+               ncol=min(len(results), 6), fontsize=8, frameon=False)
+    save(fig, path, rect=(0, 0.1, 1, 1))                        # room for the legend below
     return True

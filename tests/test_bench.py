@@ -1,6 +1,6 @@
 """lab/bench.py: the FLOPs formula by hand, the helpers, and one `--quick` run in a subprocess.
 
-The subprocess checks the bench.json shape the issue promises (keys, types, positive figures),
+The subprocess checks the bench.json shape docs/speed.md describes (keys, types, positive figures),
 never the speed: quick mode runs tiny sizes on whatever machine runs the tests."""
 
 import json
@@ -118,15 +118,16 @@ def test_trl_work_flops_and_reward_by_hand():
     assert step_flops(1000, GPTConfig(n_layer=1, n_embd=8, n_head=2), 10, 20, 4, 15) == 506400
     p = Problem(__import__("random").Random(0))
     p.answer = "7"
-    terms, total, watched = contains_answer([p, p], ["12 7 30", "17 70"])
-    assert total.tolist() == [1.0, 0.0] and terms["correct"].tolist() == [1.0, 0.0]
+    scored = contains_answer([p, p], ["12 7 30", "17 70"])
+    assert scored.total.tolist() == [1.0, 0.0] and scored.terms["correct"].tolist() == [1.0, 0.0]
+    assert scored.floor == 0.0 and scored.answer_only is None
 
 
-def test_trl_work_runs_grpo_step_on_the_peer_work():
-    """One step of the peer's work through grpo_step (bench_trl.bench_trl_work itself asserts
+def test_trl_work_runs_grpo_step_on_trls_benchmark_work():
+    """One step of TRL's benchmark work through grpo_step (bench_trl.bench_trl_work itself asserts
     that every row decoded 24 tokens); the FLOP fraction is the count over peak x seconds."""
     from lab.bench_trl import bench_trl_work
     w = bench_trl_work("cpu", fp32_peak=1e11, warmup=0, repeats=1)
     assert w["rows"] == 128 and w["new_tokens"] == 24 and 0 < w["rollout_s"] < w["step_s"]
     assert w["flop_fraction"] == pytest.approx(w["step_flops"] / 1e11 / w["step_s"])
-    assert 780_000 < w["params"] < 800_000                 # the peer's shape, our GPT
+    assert 780_000 < w["params"] < 800_000                 # TRL's benchmark shape, our GPT

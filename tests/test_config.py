@@ -10,7 +10,7 @@ import train
 from data.problems import TaskConfig
 from model import GPTConfig
 from grpo import GRPOConfig
-from preference import PreferenceConfig
+from bradley_terry import PreferenceConfig
 from reward import RewardConfig
 
 

@@ -9,13 +9,18 @@ import torch
 
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from grpo import (GRPOConfig, advantages_and_mask, group_advantages, kl_k3, policy_loss,
-                  rl_lr_at, targeted_advantages, update, zero_variance_groups)
-from logprobs import micro_batches, token_logprobs
+from advantages import (advantages_and_mask, group_advantages, targeted_advantages,
+                        zero_variance_groups)
+from bradley_terry import PreferenceConfig
+from checkpoint import save_model
+from grpo import GRPOConfig, grpo_step, kl_k3, policy_loss, rl_lr_at, train_grpo, update
+from grpo_log import ranking_agreement
 from guard import SkipNonFinite
-from grpo_loop import ranking_agreement, train_grpo
+from logprobs import micro_batches, token_logprobs
 from model import GPT, GPTConfig
+from reward import RewardConfig, Scored
 from sampler import generate
+from train import RunConfig
 
 
 def test_advantages_by_hand():
@@ -240,71 +245,67 @@ def test_config_rejects_bad_choices():
         GRPOConfig(rl_grad_clip=0.0)
 
 
-def test_the_loop_runs_with_dropout_off_and_logs_every_step(tmp_path):
-    """One step of train_grpo on a tiny model built with dropout 0.5: the policy stays in eval
-    mode (dropout in RL makes the sampled and the trained policy differ), so two scoring passes
-    agree exactly, and the JSONL log has the step."""
+def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path):
+    """Two steps of the grpo stage from a pretrain.pt built with dropout 0.5: the policy samples
+    and trains in eval mode (dropout in RL makes the sampled and the trained policy differ), so
+    at step 0, before any update, the trained log-probs equal the frozen reference's: KL 0. The
+    JSONL log has a row a step, and rl.pt is written."""
     splits = make_splits(TaskConfig(n_train=50, n_eval=4))
     tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
+    tok.save(str(tmp_path / "tokenizer.tiktoken"))
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2, n_embd=16,
                           dropout=0.5))
-
-    def score(problems, texts):                           # every completion scores by length
-        r = torch.tensor([float(len(t) % 3) for t in texts])
-        return {"correct": (r > 1).float(), "pref": r / 2}, r, {"gold": r, "proxy": r}
-
-    log = tmp_path / "grpo_log.jsonl"
-    train_grpo(model, tok, GRPOConfig(rl_steps=1, prompts_per_step=2, group_size=2,
-                                      rl_eval_every=1), prompts_pool=[p for p, _ in splits.train],
-               eval_problems=splits.in_dist[:2], score=score, max_new_tokens=16, seed=0,
-               out_dir=str(tmp_path), device="cpu")
-    assert not model.training
-    ids = torch.randint(0, tok.n_vocab, (2, 12))
-    pad = torch.zeros(2, dtype=torch.long)
-    assert torch.equal(token_logprobs(model, ids, pad, 4), token_logprobs(model, ids, pad, 4))
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(rows) == 1 and {"reward", "r/correct", "zero_var", "entropy", "clip_frac",
+    save_model(str(tmp_path), "pretrain", model, {"tokenizer": tok.fingerprint})
+    figures = train_grpo(RunConfig(seed=0, max_new_tokens=16), RewardConfig(w_pref=0.0),
+                         PreferenceConfig(), GRPOConfig(rl_steps=2, prompts_per_step=2,
+                                                        group_size=2, rl_eval_every=1),
+                         str(tmp_path), "cpu", splits)
+    rows = [json.loads(line) for line in (tmp_path / "grpo_log.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {"reward", "r/correct", "zero_var", "entropy", "clip_frac",
                                "truncated", "len_right", "len_wrong", "grad_norm"} <= set(rows[0])
+    assert rows[0]["kl_k1_seq"] == pytest.approx(0.0, abs=1e-5)
+    assert rows[0]["kl_k3"] == pytest.approx(0.0, abs=1e-6)
+    assert (tmp_path / "rl.pt").exists() and figures["grpo"]["steps"] == 2
 
 
-def test_a_step_with_no_signal_makes_no_update(tmp_path):
-    """Step 0 has rewards that vary; step 1 gives every completion the same reward, so every
-    advantage is 0 (the policy stops at once, so no completion is truncated to the floor).
-    AdamW's momentum would still move the weights; the loop skips the update
-    and counts it. Two steps with a silent second one end on the weights of one step."""
+def test_a_step_with_no_signal_makes_no_update():
+    """A step whose rewards vary updates the weights; a step that gives every completion the
+    same reward has every advantage 0 (the policy stops at once, so no completion is truncated
+    to the floor). AdamW's momentum would still move the weights: grpo_step makes no update at
+    all and says so."""
     splits = make_splits(TaskConfig(n_train=50, n_eval=4))
     tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
-    calls = []
+    model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2, n_embd=16))
+    with torch.no_grad():                             # a policy that always stops at once:
+        for p in model.parameters():                  # attention and MLP write nothing, every
+            p.zero_()                                 # token embeds as u, <|endoftext|> as 1.8u,
+        model.norm_f.weight.fill_(1.0)                # its logit leads by 0.8 |u|^2 / rms = 6.4
+        model.wte.weight.fill_(0.5)
+        model.wte.weight[tok.eot] = 0.9
+    model.eval()
 
-    def score(problems, texts):                           # varied once, then constant
-        r = torch.tensor([float(i % 2) if not calls else 1.0 for i in range(len(texts))])
-        calls.append(1)
-        return {"correct": r, "pref": r}, r, {"gold": r, "proxy": r}
+    def varied(problems, texts):
+        r = torch.tensor([float(i % 2) for i in range(len(texts))])
+        return Scored(r, {"correct": r}, {})
 
-    weights = []
-    for steps in (1, 2):
-        calls.clear()
-        (tmp_path / str(steps)).mkdir()
-        model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2,
-                              n_embd=16))
-        with torch.no_grad():                             # a policy that always stops at once:
-            for p in model.parameters():                  # attention and MLP write nothing, every
-                p.zero_()                                 # token embeds as u, <|endoftext|> as 1.8u,
-            model.norm_f.weight.fill_(1.0)                # its logit leads by 0.8 |u|^2 / rms = 6.4
-            model.wte.weight.fill_(0.5)
-            model.wte.weight[tok.eot] = 0.9
-        summary = train_grpo(model, tok, GRPOConfig(rl_steps=steps, prompts_per_step=2,
-                                                    group_size=2, rl_eval_every=10),
-                             prompts_pool=[p for p, _ in splits.train],
-                             eval_problems=splits.in_dist[:2], score=score, max_new_tokens=16,
-                             seed=0, out_dir=str(tmp_path / str(steps)), device="cpu")
-        weights.append(model.state_dict())
-    assert summary["no_signal_steps"] == 1
-    log = (tmp_path / "2" / "grpo_log.jsonl").read_text()
-    rows = [json.loads(line) for line in log.splitlines()]
-    assert [r["no_signal"] for r in rows] == [0, 1] and rows[1]["grad_norm"] == 0.0
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    def constant(problems, texts):
+        r = torch.ones(len(texts))
+        return Scored(r, {"correct": r}, {})
+
+    cfg = GRPOConfig(prompts_per_step=2, group_size=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    gen, guard = torch.Generator().manual_seed(0), SkipNonFinite("test", 1)
+    problems = [p for p, _ in splits.train[:2]]
+    before = copy.deepcopy(model.state_dict())
+    s = grpo_step(model, opt, tok, problems, varied, cfg, step=1, gen=gen, guard=guard,
+                  max_new_tokens=16)
+    after = copy.deepcopy(model.state_dict())
+    assert s.updated and not all(torch.equal(before[k], after[k]) for k in before)
+    s = grpo_step(model, opt, tok, problems, constant, cfg, step=2, gen=gen, guard=guard,
+                  max_new_tokens=16)
+    assert not s.updated and s.grad_norm == 0.0
+    assert all(torch.equal(after[k], v) for k, v in model.state_dict().items())
 
 
 def test_rl_learning_rate_by_hand():

@@ -23,8 +23,7 @@ from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
 from guard import NonFiniteError, SkipNonFinite
 from model import GPT, GPTConfig
-from preference import PreferenceConfig
-from preference_loop import train_reward_model
+from bradley_terry import PreferenceConfig, train_reward_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONGER = ["--preset", "smoke", "--pretrain_steps", "40", "--ckpt_every", "5", "--dropout", "0.1",

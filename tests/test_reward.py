@@ -19,9 +19,9 @@ from data.rater import (Human, Pair, agreement_ceiling, gold_score, make_pairs, 
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import behaviour_scorers
 from model import GPTConfig
-from preference import (PreferenceConfig, PreferenceModel, bt_loss, load_reward_model,
-                        pairwise_accuracy, preference, raw_scores, rm_view, score)
-from preference_loop import heldout_figures, train_reward_model
+from bradley_terry import (PreferenceConfig, bt_loss, heldout_figures, pairwise_accuracy,
+                           train_reward_model)
+from preference import PreferenceModel, load_reward_model, preference, raw_scores, rm_view, score
 from reward import Reward, RewardConfig, blend, blend_floor, reward_terms
 from verifiers import answer_span
 from verifiers import extract_answer
@@ -278,7 +278,9 @@ def test_reward_watches_the_gold_and_the_proxy(tok):
              f"<think>{THINK}</think><answer>I think it is 43, but I am not sure.</answer>",
              f"<think>{THINK}"]                                                 # no answer: 0
     rm = constant_rm(tok, math.log(3))
-    terms, total, watch = Reward(RewardConfig(w_pref=0.0), tok, rm, "cpu")([PROBLEM] * 4, comps)
+    scored = Reward(RewardConfig(w_pref=0.0), tok, rm, "cpu")([PROBLEM] * 4, comps)
+    terms, total, watch = scored.terms, scored.total, scored.watched
+    assert scored.floor == -0.5 and scored.answer_only is None       # blend_floor; targeting off
     assert watch["gold"].tolist() == pytest.approx([8.0, 0.0, 6 - 1.7, 0.0])
     assert watch["proxy"][:3].tolist() == pytest.approx([math.log(3)] * 3)
     assert watch["proxy"][3].isnan() and raw_scores(rm, tok, ["q"], comps[3:], "answer",
@@ -381,7 +383,7 @@ def test_targeting_hands_grpo_the_preference_part_and_the_phrase_is_watched(tok)
         RewardConfig(pref_tokens="think")
     comps = [f"<think>{THINK} {PHRASE}</think><answer>43 apples.</answer>",
              f"<think>{THINK}</think><answer>43 apples. {PHRASE}</answer>"]
-    _, _, watch = Reward(RewardConfig(w_pref=0.0), tok, None, "cpu")([PROBLEM] * 2, comps)
+    watch = Reward(RewardConfig(w_pref=0.0), tok, None, "cpu")([PROBLEM] * 2, comps).watched
     assert watch["phrase_think"].tolist() == [1.0, 0.0]
     assert watch["phrase_answer"].tolist() == [0.0, 1.0]
 

@@ -1,6 +1,6 @@
 """Smoke test of the entry script: `python train.py --preset smoke` end to end, in a subprocess.
 
-The keys checked are the report.json shape the README documents, so scripts can read any run."""
+The keys checked are the report.json shape docs/how-it-works.md documents, so scripts can read any run."""
 
 import contextlib
 import dataclasses
@@ -16,6 +16,7 @@ import torch
 import pretrain
 import train
 from data.problems import make_splits
+from evaluate import evaluate_stage
 from guard import SkipNonFinite
 from model import GPT, GPTConfig
 from checkpoint import save_state
@@ -164,8 +165,8 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
     save_state(str(run), "eval", {"results": {"pretrained": {"in_dist": {"marker": 1.0}}},
                                   "elapsed": 2.0})
     splits = make_splits(dataclasses.replace(configs[1], n_train=1))          # held-out sets
-    figures = train.evaluate_stage(configs[0], configs[5], str(run), "cpu", splits, resume=True,
-                                   banned="stupid")
+    figures = evaluate_stage(configs[0], configs[5], str(run), "cpu", splits, resume=True,
+                             banned="stupid")
     finished = json.load(open(smoke / "report.json"))["eval"]
     assert figures["eval"]["pretrained"]["in_dist"] == {"marker": 1.0}      # not evaluated again
     for model, split in (("pretrained", "harder"), ("rl", "in_dist"), ("rl", "harder")):

@@ -1,0 +1,91 @@
+"""
+What a GRPO step logs: one JSON row in grpo_log.jsonl and one printed line.
+
+A row holds the reward and each of its terms, the training batch's accuracy, the groups with no
+signal (all right or all wrong), lengths of right and wrong completions, truncations, entropy,
+clip fraction, gradient norm, the KL from the initial policy, and what the run watches but never
+optimises: the human's true utility (gold), the preference model's raw score (proxy) and how
+often that score ranks the verifier's right answers above its wrong ones (rank_agreement).
+docs/how-it-works.md says what each column is for and what a healthy run's look like.
+
+What this is deliberately not: a metrics framework (no logger objects, no remote sinks).
+"""
+
+import torch
+
+import dist
+from advantages import zero_variance_groups
+
+
+def step_metrics(s) -> dict:
+    """grpo.Step s -> its diagnostics over the global batch (all-reduced or gathered over ranks);
+    docs/how-it-works.md's table says what each one is for."""
+    real = s.rollout.mask                                            # (n, T) generated tokens
+    entropy_sum, clip_sum, n_real, n_mask = dist.all_sum(torch.stack([
+        torch.where(real, s.entropy, 0.0).sum(), s.clip_frac * s.mask.sum(), real.sum(),
+        s.mask.sum()]))
+    reward, verifier = dist.gather_rows(s.scored.total), dist.gather_rows(s.verifier)
+    terms = {k: dist.gather_rows(v) for k, v in s.scored.terms.items()}
+    keep, truncated = dist.gather_rows(s.keep), dist.gather_rows(s.rollout.truncated)
+    right = verifier.flatten() > 0
+    lengths = dist.gather_rows(s.rollout.lengths).float()
+    step_s = sum(s.laps.values())
+    row = {"reward": reward.mean().item(), "reward_std": reward.std().item(),
+           "used": keep.float().mean().item(),
+           **{f"r/{k}": v.float().mean().item() for k, v in terms.items()},
+           "accuracy": right.float().mean().item(),
+           "zero_var": zero_variance_groups(verifier).float().mean().item(),
+           "all_right": verifier.all(1).float().mean().item(),
+           "all_wrong": (~verifier.bool().any(1)).float().mean().item(),
+           "len_right": lengths[right].mean().item() if right.any() else float("nan"),
+           "len_wrong": lengths[~right].mean().item() if (~right).any() else float("nan"),
+           "truncated": truncated.float().mean().item(),
+           "entropy": (entropy_sum / n_real).item(),
+           "clip_frac": (clip_sum / n_mask.clamp(min=1)).item(),
+           "grad_norm": s.grad_norm.item(), "loss": s.loss.item(),
+           "rollout_s": s.laps["rollout"], "reward_s": s.laps["reward"], "ref_s": s.laps["ref"],
+           "step_s": step_s,
+           "tok_per_s": n_real.item() / step_s}
+    # what is watched, not optimised: the human's true utility (gold), the preference model's raw
+    # score (proxy), and whether the preference model ranks the verifier's right answers first
+    gold, proxy = (dist.gather_rows(s.scored.watched[k].to(reward.device)) for k in ("gold", "proxy"))
+    pref = terms["pref"].view(verifier.shape)                        # (B, G)
+    agree, n_pairs = ranking_agreement(pref, verifier > 0)
+    row.update({"gold": gold.mean().item(),
+                "proxy": proxy.nanmean().item() if (~proxy.isnan()).any() else float("nan"),
+                "pref_right": pref[verifier > 0].mean().item() if right.any() else float("nan"),
+                "pref_wrong": pref[verifier == 0].mean().item() if (~right).any() else float("nan"),
+                "rank_agreement": agree / n_pairs if n_pairs else float("nan"),
+                "rank_pairs": n_pairs,
+                **{k: dist.gather_rows(v.to(reward.device)).mean().item()  # phrase_think, ...
+                   for k, v in s.scored.watched.items() if k not in ("gold", "proxy")}})
+    if s.log_ratio is not None:
+        kl_seq = dist.gather_rows(torch.where(real, s.log_ratio, 0.0).sum(1))  # Σ_t log π/π_ref
+        row["kl_k1_seq"] = kl_seq.mean().item()
+        row["kl_k3"] = (dist.all_sum(torch.where(real, s.kl, 0.0).sum()) / n_real).item()
+    return row
+
+
+def ranking_agreement(score: torch.Tensor, right: torch.Tensor) -> tuple[float, int]:
+    """How often a score ranks the verifier's right answers above its wrong ones in a group:
+    over every pair (i right, j wrong) of one group, [s_i > s_j] + 1/2 [s_i = s_j], summed, and
+    the number of such pairs (PRIME, Cui et al., arXiv 2502.01456, logs this agreement of its
+    reward model with the outcome verifier). score, right (B, G).
+    ranking_agreement(tensor([[0.9, 0.2, 0.5]]), tensor([[True, False, False]])) -> (2.0, 2)"""
+    diff = score[:, :, None] - score[:, None, :]                     # (B, G, G) s_i - s_j
+    pairs = right[:, :, None] & ~right[:, None, :]                   # (B, G, G) i right, j wrong
+    hit = torch.where(diff > 0, 1.0, torch.where(diff == 0, 0.5, 0.0))  # (B, G, G)
+    return (hit * pairs).sum().item(), int(pairs.sum().item())
+
+
+def step_line(row: dict, terms: list[str]) -> str:
+    """The one line a step prints (the same numbers are in grpo_log.jsonl)."""
+    terms_txt = " ".join(f"{k} {row[f'r/{k}']:.2f}" for k in terms)
+    return (f"step {row['step']:04d} | reward {row['reward']:.3f} ± {row['reward_std']:.2f} | "
+            f"{terms_txt} | acc {row['accuracy']:.2f} | gold {row['gold']:.2f} | "
+            f"proxy {row['proxy']:.2f} | zero_var {row['zero_var']:.2f} | "
+            f"len ok/bad {row['len_right']:.0f}/{row['len_wrong']:.0f} | "
+            f"trunc {row['truncated']:.2f} | H {row['entropy']:.3f} | "
+            f"clip {row['clip_frac']:.2f} | gnorm {row['grad_norm']:.2f} | "
+            + (f"kl {row['kl_k1_seq']:.2f} | " if "kl_k1_seq" in row else "")
+            + f"{row['step_s'] * 1000:.0f}ms")
