@@ -115,6 +115,9 @@ def pairwise_accuracy(r_a: torch.Tensor, r_b: torch.Tensor, a_wins: torch.Tensor
 # ------------------------------------------------------------------------------------------------
 # the stage
 
+SHOWN = ("heldout_accuracy", "agreement_ceiling", "accuracy_style", "accuracy_correctness",
+         "label_agreement_correctness", "train_time_s")     # the figures the stage prints
+
 def _views(pairs, scope: str) -> tuple[list[str], list[str]]:
     """(view of side a, view of side b) for each pair."""
     return ([rm_view(p.completion("a"), scope) for p in pairs],
@@ -155,18 +158,12 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
             s["queue"] = [b.tolist() for b in torch.randperm(len(train_pairs), generator=gen)
                           .split(cfg.rm_batch_size)]
         batch = s["queue"].pop()
-        B = len(batch)
-        idx, pad = pad_left([ids[0][i] for i in batch] + [ids[1][i] for i in batch], tok.pad)
-        r = rm(idx.to(device), pad.to(device))    # (2B,) chosen first, then rejected
-        loss = bt_loss(r[:B], r[B:], cfg.rm_center)
         for group in opt.param_groups:
             group["lr"] = cfg.rm_lr * (1 - step / cfg.rm_steps)  # linear decay to 0
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(rm.parameters(), float("inf"))  # the norm only
-        loop.guard.step(opt, loss.item(), grad_norm.item(), step)
-        acc = (r[:B] > r[B:]).float().mean().item()  # agreement with the noisy labels
+        loss, acc = bt_step(rm, opt, [ids[0][i] for i in batch], [ids[1][i] for i in batch],
+                            tok.pad, cfg.rm_center, loop.guard, step)
         loss_ema, acc_ema = s["ema"]
-        s["ema"] = (loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item(),
+        s["ema"] = (loss if loss_ema is None else 0.95 * loss_ema + 0.05 * loss,
                     acc if acc_ema is None else 0.95 * acc_ema + 0.05 * acc)
         s["train_time"] += clock.lap("step")
         loop.bar.set_postfix(loss=f"{s['ema'][0]:.3f}", acc=f"{s['ema'][1]:.3f}")
@@ -182,14 +179,28 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
         "c": cfg.rater_c, "check": cfg.rater_check, "solution_share": cfg.rm_solution_pairs,
         "r_ref": r_ref, "train_time_s": s["train_time"], "skipped_updates": loop.guard.skipped,
         "pref_by_style": preference_by_style(eval_pairs, r_a, r_b, r_ref)})
-    print("reward model | " + " | ".join(f"{k} {figures[k]:.3f}" for k in (
-        "heldout_accuracy", "agreement_ceiling", "accuracy_style", "accuracy_correctness",
-        "label_agreement_correctness", "train_time_s")) + " | pref " + " ".join(
-            f"{k} {v:.2f}" for k, v in figures["pref_by_style"].items()))
+    print("reward model | " + " | ".join(f"{k} {figures[k]:.3f}" for k in SHOWN) + " | pref "
+          + " ".join(f"{k} {v:.2f}" for k, v in figures["pref_by_style"].items()))
     save_model(out, "reward", rm, {"config": dataclasses.asdict(cfg), "scope": scope,
                                    "r_ref": r_ref, "figures": figures,
                                    "tokenizer": tok.fingerprint})
     return {"reward_model": figures, "time_s": {"reward_model": loop.elapsed()}}
+
+
+def bt_step(rm, opt, chosen: list, rejected: list, pad_id: int, center: float, guard,
+            step: int) -> tuple[float, float]:
+    """One update on B labelled pairs (token ids of each side's view): both sides in one
+    left-padded batch, the BT loss, AdamW (skipped by `guard` if not finite). Returns the loss
+    and the share of pairs the scores order like the labels."""
+    B = len(chosen)
+    idx, pad = pad_left(chosen + rejected, pad_id)
+    device = next(rm.parameters()).device
+    r = rm(idx.to(device), pad.to(device))          # (2B,) chosen first, then rejected
+    loss = bt_loss(r[:B], r[B:], center)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(rm.parameters(), float("inf"))  # the norm only
+    guard.step(opt, loss.item(), grad_norm.item(), step)
+    return loss.item(), (r[:B] > r[B:]).float().mean().item()   # acc: against the noisy labels
 
 
 def new_preference_model(cfg: PreferenceConfig, gpt: GPTConfig, tok, out: str) -> PreferenceModel:

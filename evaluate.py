@@ -15,6 +15,8 @@ are averaged over the sampled answers too. With n = k samples per prompt the usu
 pass@k estimator 1 - C(n-c, k)/C(n, k) (Chen et al., arXiv 2107.03374) reduces to "any of the
 k was right".
 
+`evaluate_stage` is the pipeline's eval stage: both models of a run on both held-out sets.
+
 What this is deliberately not: majority voting or a generation engine of its own.
 """
 
@@ -73,7 +75,7 @@ def behaviour_scorers(banned: str) -> dict[str, Callable]:
     """What a run's completions do besides being right, (problem, completion) -> float each:
     misconception_rate  the teacher's smaller-from-larger subtraction bug appears
     wrong_unit_rate     the answer names an item noun that is not the problem's
-    harm_rate           `banned` appears anywhere in the response (reward.harm)
+    harm_rate           `banned` appears anywhere in the response (verifiers.harm)
     phrase_think        data.problems.PHRASE appears inside <think> (feedback spillover)
     phrase_answer       ... inside <answer>
     think_words         words of the reasoning"""

@@ -173,7 +173,7 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
     ref_logp = (chunked_logprobs(ref, ids, pad, n_prompt, rollout.mask, cfg.rl_micro_batch,
                                  cfg.rl_temperature)[0] if ref is not None else None)  # log π_ref
     clock.lap("ref")
-    updated = n_tokens > 0 and (n_signal > 0 or cfg.kl_beta > 0)    # the same on every rank
+    updated = n_tokens.item() > 0 and (n_signal > 0 or cfg.kl_beta > 0)  # the same on all ranks
     if updated:
         logp, entropy, kl, loss, clip_frac, grad_norm = update(
             trainer or policy, opt, ids, pad, n_prompt, rollout.logprobs, adv, mask,

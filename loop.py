@@ -27,7 +27,7 @@ import time
 from tqdm import tqdm
 
 import dist
-from checkpoint import open_log, resume_training, save_training
+from checkpoint import open_log, resume_training, save_training, state_path
 from guard import SkipNonFinite
 
 
@@ -41,6 +41,9 @@ class TrainingLoop:
         self.guard = SkipNonFinite(stage, max_bad_steps)
         saved = resume_training(out, stage, model=model, opt=opt, device=device, seed=seed,
                                 generators=generators) if resume else None
+        if saved is not None and "loop" not in saved:
+            raise ValueError(f"{state_path(out, stage)}: a training state written by an older "
+                             f"version of this code; delete it to restart the stage")
         if saved is not None:                                      # continue where it stopped
             self.start, self.before = saved["step"], saved["elapsed"]
             self.state.update(saved["loop"])

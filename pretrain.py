@@ -98,6 +98,14 @@ def train_step(model, opt, x, y, grad_clip: float, autocast, guard: SkipNonFinit
     return loss, grad_norm
 
 
+def length_buckets(docs: list, size: int) -> list[list[int]]:
+    """Document indices in batches of `size` whose lengths are alike, so a batch carries little
+    padding; full batches only (preflight: size <= the corpus, and the world divides it).
+    length_buckets([([1, 2, 3], 1), ([1], 1), ([1, 2], 1)], 2) -> [[1, 2]]"""
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i][0]))
+    return [order[i:i + size] for i in range(0, len(order) - size + 1, size)]
+
+
 def pack(docs: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded inputs and next-token targets; prompt and padding targets are -1 (ignored).
 
@@ -126,9 +134,7 @@ def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: st
     if rank == 0 and not (resume and os.path.exists(state_path(out, "pretrain"))):
         tok.save(os.path.join(out, "tokenizer.tiktoken"))     # the run's; a resume has it
     # ---- setup: batches of similar length (little padding), the model, the optimiser
-    order = sorted(range(len(docs)), key=lambda i: len(docs[i][0]))
-    batches = [order[i:i + cfg.batch_size]     # preflight: batch_size <= n_train, world | it
-               for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)]
+    batches = length_buckets(docs, cfg.batch_size)
     torch.manual_seed(run.seed)
     model = GPT(dataclasses.replace(gpt, vocab_size=tok.n_vocab)).to(device)
     opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))

@@ -42,6 +42,10 @@ Other dashes (the em dash "—", hyphen U+2010, figure dash U+2012) are punctuat
 The canonical string is an integer ("1234", "-5"), else a terminating decimal without trailing
 zeros ("2.5", "0.75"), else a reduced fraction ("1/3").
 
+Beside correctness, the rule checks of behaviour that the blend and the evaluation read: `harm`
+(a banned word in the answer or the whole response: the blend's harmlessness term) and
+`phrase_where` (data.problems.PHRASE inside <think>, inside <answer>).
+
 What this deliberately is not: a math-expression checker (no "2+3", "\\frac{1}{2}", units, sets or
 intervals), and never an evaluator. Model text is untrusted (verl CVE-2026-6878 was an eval on
 model output), so nothing here hands it to eval, exec, a computer-algebra system or any other

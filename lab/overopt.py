@@ -181,8 +181,9 @@ def plot(bon: dict, arms: dict, path: str) -> bool:
                                                             for run in by_seed.values())))
         ax.plot(d, r, ".-", markersize=3, label=f"GRPO {arm}")
     ax.axhline(0, color="grey", linewidth=0.5)
-    ax.set_xlabel("d = √KL(π ‖ π_init), nats^½")
-    ax.set_ylabel("gold − gold(π_init)")
+    ax.set_xlabel("distance from the start, d = √KL(π ‖ π_init), nats^½")
+    ax.set_ylabel("gain in the human's true utility\n(gold − gold at the start)")
+    ax.set_title("held-out samples (best-of-n), training batch (GRPO)", fontsize=9)
     ax.legend(fontsize=7)
     summary.save(fig, path)
     return True

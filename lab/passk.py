@@ -124,8 +124,10 @@ def plot(by_arm: dict, path: str) -> bool:
         ax.set_xscale("log", base=4)
         ax.set_xticks(ks, [str(k) for k in ks], minor=False)
         ax.minorticks_off()
-        ax.set_xlabel("k")
-        ax.set_title(f"{name}: pass@k (solid), maj@k (dashed)", fontsize=9)
+        ax.set_xlabel("k, samples per problem")
+        where = {"in_dist": "in distribution", "harder": "harder: one step more"}[name]
+        ax.set_title(f"held-out, {where}\npass@k (solid), majority vote maj@k (dashed)",
+                     fontsize=9)
     axes[0].set_ylabel("share of problems")
     axes[0].legend(fontsize=7)
     summary.save(fig, path)

@@ -73,6 +73,15 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert betas == {"beta_0": "0.0", "beta_0.01": "0.01", "beta_0.1": "0.1"}
 
 
+def test_smoothing_keeps_every_point_in_place():
+    """A centred window that shrinks at the ends: window 2 over 0, 10, 20, 30 averages each
+    point with the one before (the first alone), so a straight line stays where it was but
+    for half a step, and nothing is cut from either end."""
+    assert summary.smooth([0, 10, 20, 30], 2).tolist() == [0, 5, 15, 25]
+    assert summary.smooth([1.0, float("nan"), 3.0], 3).tolist() == [1.0, 2.0, 3.0]
+    assert len(summary.smooth(list(range(100)), 10)) == 100
+
+
 def test_mean_and_std_by_hand():
     assert summary.mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000"      # sample std, n - 1
     assert summary.mean_std([0.25]) == "0.250"

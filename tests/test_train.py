@@ -83,6 +83,13 @@ def test_smoke_run_writes_every_stage_into_the_report(smoke):
     assert "model rl" in proc.stdout and "true answer 35" in proc.stdout
     assert proc.stdout.count("reward: correct") == 2 and "pref" in proc.stdout
 
+    # report.md says what a smoke run is, and lists in distribution before harder
+    page = (out / "report.md").read_text()
+    assert "Its figures mean nothing" in page and "- `pass@1`:" in page
+    rows = [line.split(" | ")[:2] for line in page.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [["| pretrained", "in_dist"], ["| rl", "in_dist"],
+                        ["| pretrained", "harder"], ["| rl", "harder"]]
+
 
 @pytest.mark.parametrize("args, message", [
     (["--n_layers", "6"], "unknown config key --n_layers (did you mean --n_layer?)"),
@@ -178,6 +185,28 @@ def test_an_interrupted_evaluation_resumes_at_the_next_split(smoke, tmp_path):
 def test_asking_for_cuda_without_it_is_one_line(tmp_path):
     fails_with(["--device", "cuda", "--out", str(tmp_path / "run")], "torch sees no CUDA device")
     assert not (tmp_path / "run").exists()
+
+
+def test_sample_builds_the_human_and_the_blend_from_the_recorded_config():
+    """A run recorded with a phrase-loving human and w_pref 0.5: sample.py scores with both,
+    not with the defaults; a knob the code no longer has is skipped."""
+    from bradley_terry import PreferenceConfig
+    from reward import RewardConfig
+    from sample import recorded
+    described = {"PreferenceConfig": {"rater_phrase": 0.5, "rater_c": 4.0, "gone": 1},
+                 "RewardConfig": {"w_pref": 0.5, "pref_scope": "response"}}
+    human = recorded(PreferenceConfig, described).human
+    assert (human.phrase, human.c) == (0.5, 4.0)
+    cfg = recorded(RewardConfig, described)
+    assert (cfg.w_pref, cfg.pref_scope, cfg.w_correct) == (0.5, "response", 1.0)
+
+
+def test_length_buckets_by_hand():
+    """Documents sorted by length, cut into full batches: lengths 3, 1, 2, 5 -> order 1, 2, 0,
+    3 -> batches [1, 2] and [0, 3]; with size 3 the fourth document is left out."""
+    docs = [([0] * n, 1) for n in (3, 1, 2, 5)]
+    assert pretrain.length_buckets(docs, 2) == [[1, 2], [0, 3]]
+    assert pretrain.length_buckets(docs, 3) == [[1, 2, 0]]
 
 
 def test_weight_decay_falls_on_matrices_only():
