@@ -39,6 +39,19 @@ def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:
     return (verifier == verifier[:, :1]).all(dim=1)
 
 
+def groups_with_signal(verifier: torch.Tensor, b: int) -> torch.Tensor:
+    """Dynamic sampling (DAPO, arXiv 2503.14476 §3.2), from one over-sampled draw: of the n
+    groups drawn, keep b, those whose verifier outcomes differ first (they carry signal), then
+    the first of the others to fill the batch; in draw order. verifier (n, G) -> the kept
+    rows' indices (b * G,). groups_with_signal([[1, 1], [0, 1], [0, 0], [1, 0]], 2) -> rows
+    of groups 1 and 3: [2, 3, 6, 7]"""
+    n, G = verifier.shape
+    varied = ~zero_variance_groups(verifier)                         # (n,)
+    order = torch.cat([varied.nonzero().flatten(), (~varied).nonzero().flatten()])[:b]
+    groups = order.sort().values                                     # (b,) in draw order
+    return (groups[:, None] * G + torch.arange(G, device=groups.device)).flatten()
+
+
 def advantages_and_mask(reward, verifier, truncated, cfg, floor: float = 0.0,
                         part=None):
     """Rewards (B, G) of a step -> advantages (N,), which completions enter the loss (N,) and

@@ -40,6 +40,7 @@ separate from the trainer (vLLM-style).
 """
 
 import copy
+import math
 import os
 import random
 from contextlib import nullcontext
@@ -50,7 +51,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 import dist
-from advantages import advantages_and_mask, targeted_advantages
+from advantages import advantages_and_mask, groups_with_signal, targeted_advantages
 from checkpoint import load_model, save_model
 from device import Stopwatch
 from evaluate import evaluate
@@ -80,6 +81,8 @@ class GRPOConfig:
     watch_kl: bool = True       # log the KL from the initial policy at any β (a frozen copy,
                                 # one no-grad forward a step); β > 0 needs it
     drop_zero_var: bool = False  # drop groups whose verifier outcomes are all equal
+    oversample: float = 1.0     # draw ceil(oversample * B) prompts, keep B groups, those whose
+                                # verifier outcomes differ first (DAPO's dynamic sampling); 1: off
     truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
     rl_temperature: float = 1.0  # rollouts sample softmax(z / T); the loss uses the same π_T
     rl_grad_clip: float = 1.0   # max gradient norm, > 0 (inf: no clipping)
@@ -106,6 +109,8 @@ class GRPOConfig:
         if self.rl_warmup < 0 or self.rl_micro_batch < 0:
             raise ValueError(f"--rl_warmup and --rl_micro_batch must be >= 0, got "
                              f"{self.rl_warmup} and {self.rl_micro_batch}")
+        if not self.oversample >= 1:
+            raise ValueError(f"--oversample must be >= 1 (1: off), got {self.oversample}")
         for name in ("rl_lr", "std_eps", "rl_temperature", "rl_grad_clip"):
             if not getattr(self, name) > 0:        # a clip of 0 would zero every gradient
                 raise ValueError(f"--{name} must be > 0, got {getattr(self, name)}")
@@ -124,6 +129,7 @@ class Step:
     rollout: Rollout            # n = b * G rows
     scored: Scored              # the reward's terms, total r (n,) and what it watches
     verifier: torch.Tensor      # (b, G) raw 0/1 exact match
+    drawn: torch.Tensor         # (n_drawn,) the verifier on every completion drawn (oversample)
     keep: torch.Tensor          # (n,) rows in the loss
     mask: torch.Tensor          # (n, T) tokens in the loss
     entropy: torch.Tensor       # (n, T) H[π_T] at each generated position
@@ -138,7 +144,8 @@ class Step:
 
 def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int, gen, guard,
               max_new_tokens: int, ref=None, trainer=None) -> Step:
-    """One GRPO step on `problems` (this rank's b of the step's B prompts; policy in eval mode).
+    """One GRPO step on `problems` (this rank's b of the step's B prompts, or more with
+    cfg.oversample: the b groups with signal are kept; policy in eval mode).
 
     reward(problems, texts) -> reward.Scored: the blend r_i, its terms ("correct" is the
     verifier), the floor a truncated completion earns, and the part only the answer's tokens
@@ -146,7 +153,8 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
     (β > 0) or only to log the KL from it. trainer: the policy in DistributedDataParallel under
     torchrun. A step with nothing to learn (every A = 0 with β = 0) makes no update at all:
     AdamW's momentum would still move θ."""
-    G, b, device = cfg.group_size, len(problems), next(policy.parameters()).device
+    G, b = cfg.group_size, cfg.prompts_per_step // dist.world()     # this rank's b groups
+    device = next(policy.parameters()).device
     clock = Stopwatch(device)                                        # laps read after the GPU
     # ---- 1. rollout: o_i ~ π_θ(· | q) at temperature T, G per prompt, the global batch's noise
     rollout = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=G,
@@ -156,6 +164,10 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
     clock.lap("rollout")
     # ---- 2. reward: r_i of each completion, every term of the blend (reward.py)
     scored = reward([p for p in problems for _ in range(G)], rollout.texts(tok.decode))
+    drawn = scored.terms["correct"]                                  # every completion drawn
+    if len(problems) > b:                                            # oversampled: keep b groups
+        rows = groups_with_signal(drawn.view(len(problems), G), b)  # signal first (DAPO)
+        rollout, scored = rollout.select(rows), scored.select(rows)
     # ---- 3. advantages: A_i = r_i - mean(r) in each group of G (advantages.py)
     verifier = scored.terms["correct"].to(device).view(b, G)         # raw 0/1 exact match
     part = scored.answer_only.to(device).view(b, G) if scored.answer_only is not None else None
@@ -187,7 +199,7 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
         loss = clip_frac = grad_norm = torch.zeros(())
     clock.lap("update")
     log_ratio = logp.detach() - ref_logp if ref_logp is not None else None  # (n, T) log π/π_ref
-    return Step(rollout, scored, verifier, keep, mask, entropy,
+    return Step(rollout, scored, verifier, drawn, keep, mask, entropy,
                 kl.detach() if kl is not None else None, log_ratio, loss, clip_frac, grad_norm,
                 updated, clock.laps)
 
@@ -331,12 +343,13 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
                         state=dict(history=[], no_signal=0))
     trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
     policy.eval()                                                    # dropout off, always
-    prompts, b = [p for p, _ in splits.train], cfg.prompts_per_step // world
+    prompts = [p for p, _ in splits.train]
+    b = math.ceil(cfg.oversample * (cfg.prompts_per_step // world))  # prompts drawn per rank
     # ---- the loop: every rank draws the same B prompts and takes its b with all their samples
     for step in loop:
         if rank == 0 and step % cfg.rl_eval_every == 0:
             quick_eval(policy, tok, splits, run, step, cfg.rl_steps)
-        problems = [pick.choice(prompts) for _ in range(cfg.prompts_per_step)]
+        problems = [pick.choice(prompts) for _ in range(b * world)]
         s = grpo_step(policy, opt, tok, problems[rank * b:(rank + 1) * b], reward, cfg,
                       step=step, gen=gen, guard=loop.guard, max_new_tokens=run.max_new_tokens,
                       ref=ref, trainer=trainer)

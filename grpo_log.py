@@ -34,6 +34,7 @@ def step_metrics(s) -> dict:
            "used": keep.float().mean().item(),
            **{f"r/{k}": v.float().mean().item() for k, v in terms.items()},
            "accuracy": right.float().mean().item(),
+           "drawn_accuracy": dist.gather_rows(s.drawn).float().mean().item(),  # oversampled
            "zero_var": zero_variance_groups(verifier).float().mean().item(),
            "all_right": verifier.all(1).float().mean().item(),
            "all_wrong": (~verifier.bool().any(1)).float().mean().item(),

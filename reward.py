@@ -129,6 +129,13 @@ class Scored:
     answer_only: torch.Tensor | None = None  # (N,) the part of total whose advantage only the
                                              # answer's tokens get (reward targeting), or None
 
+    def select(self, rows: torch.Tensor) -> "Scored":
+        """What the reward says of `rows` (indices) alone, in that order."""
+        pick = lambda x: x[rows.to(x.device)]  # noqa: E731
+        return Scored(pick(self.total), {k: pick(v) for k, v in self.terms.items()},
+                      {k: pick(v) for k, v in self.watched.items()}, self.floor,
+                      pick(self.answer_only) if self.answer_only is not None else None)
+
 
 class Reward:
     """The reward GRPO optimises: reward(problems, completions) -> Scored, with every raw term

@@ -14,6 +14,7 @@ What it deliberately is not: no beam search, no top-p, no speculative decoding, 
 Reading path: KVCache -> Rollout -> _sample -> generate.
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -108,6 +109,11 @@ class Rollout:
     def sequences(self):
         """Full ids (N, Tp + T_new) and pad counts (N,), ready for a teacher-forced forward."""
         return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
+
+    def select(self, rows: torch.Tensor) -> "Rollout":
+        """The rollout of `rows` (indices) alone, in that order; widths stay as they are."""
+        return Rollout(*(getattr(self, f.name)[rows.to(getattr(self, f.name).device)]
+                         for f in dataclasses.fields(self)))
 
 
 def _sample(logits, temperature: float, top_k, generator, shard: tuple[int, int] = (0, 1),

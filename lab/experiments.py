@@ -44,7 +44,7 @@ from tqdm import tqdm
 import config
 import train
 from checkpoint import write_json, write_text
-from lab import overopt, passk, summary
+from lab import lift, overopt, passk, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
@@ -70,6 +70,9 @@ class Experiment:
                       "wrong_unit_rate", "misconception_rate", "mean_length")
     bon: int = 0
     passk: int = 0
+    at_sizes: bool = True       # the arms at SIZES; False: the cpu preset as python train.py has it
+    first_seed: int = 1337      # seeds first_seed, first_seed + 1, ... (--first_seed overrides)
+    corpus_seeds: bool = False  # task_seed = seed: every seed its own corpus and held-out sets
 
 
 EXPERIMENTS = {
@@ -119,6 +122,19 @@ EXPERIMENTS = {
         "pass@k and maj@k before and after RL, and a corpus with 1% of problems one step longer",
         {}, {"default": {}, "edge_1pct": dict(longer_share=0.01)},
         curves=("accuracy", "gold", "len_right", "len_wrong"), passk=64),
+    # the default run on seeds nobody tuned on, model and corpus alike: does RL lift every seed,
+    # and what makes its first steps lose accuracy? (lift.py's per-seed table)
+    "seeds": Experiment(
+        "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
+        "steps depend on", {},
+        {"default": {},
+         "no_pref": dict(w_pref=0.0),
+         "warmup_30": dict(rl_warmup=30),
+         "lr_half": dict(rl_lr=1.5e-4),
+         "oversample_2": dict(oversample=2.0)},
+        curves=("accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
+        columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
+        at_sizes=False, first_seed=1, corpus_seeds=True),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
@@ -133,7 +149,8 @@ QUICK = dict(preset="smoke", rl_steps=3)
 @dataclass
 class ExperimentConfig:
     """The runner: how many seeds, how many processes at once, where."""
-    seeds: int = 3              # seeds 1337, 1338, ... (each its own pretraining)
+    seeds: int = 3              # how many seeds (each its own pretraining)
+    first_seed: int = 0         # the first seed; 0 = the experiment's own (1337 for most)
     jobs: int = 0               # processes at once; 0 = 2 with >= 2 cores, else 1
     quick: bool = False         # seconds: the smoke preset, 3 GRPO steps (a smoke test)
     arms: str = ""              # comma-separated arms to run; empty = every arm
@@ -180,12 +197,14 @@ def flags_of(configs: list, **extra) -> tuple[tuple[str, str], ...]:
     return tuple((k, str(v)) for k, v in sorted(pairs.items()))
 
 
-def arm_configs(name: str, arm: str, quick: bool) -> list:
-    """The train.py configs of one arm: the cpu preset at SIZES, the experiment's base, then
-    the arm's own overrides; with --quick the smoke preset and QUICK on top of them."""
+def arm_configs(name: str, arm: str, quick: bool, seed: int | None = None) -> list:
+    """The train.py configs of one arm: the cpu preset at SIZES (unless the experiment runs
+    without them), the experiment's base, then the arm's own overrides; with --quick the smoke
+    preset and QUICK on top of them. With corpus_seeds the corpus's task_seed is `seed`."""
     exp = EXPERIMENTS[name]
-    overrides = {**({} if quick else SIZES), **exp.base, **exp.arms[arm],
-                 **(QUICK if quick else {})}
+    overrides = {**({} if quick or not exp.at_sizes else SIZES), **exp.base, **exp.arms[arm],
+                 **(QUICK if quick else {}),
+                 **(dict(task_seed=seed) if exp.corpus_seeds and seed is not None else {})}
     return train.preset_configs(overrides.get("preset", "cpu"), overrides)
 
 
@@ -198,10 +217,10 @@ def plan(name: str, cfg: ExperimentConfig) -> tuple[list[Run], list[Run], list[t
         raise config.ConfigError(f"{name} has no arm {unknown[0]!r} (arms: {', '.join(arms)})")
     arms = {a: arms[a] for a in chosen}
     pre, rms, arm_runs = {}, {}, []
+    first = cfg.first_seed or EXPERIMENTS[name].first_seed
     for arm in arms:
-        for s in range(cfg.seeds):
-            seed = 1337 + s
-            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = arm_configs(name, arm, cfg.quick)
+        for seed in range(first, first + cfg.seeds):
+            run, task, gpt, pcfg, rcfg, prefcfg, gcfg = arm_configs(name, arm, cfg.quick, seed)
             made = [task, gpt, pcfg]                         # what makes the pretrained model
             k_pre = key(changed(made), run.preset, seed)
             d_pre = os.path.join(cfg.out, "cache", f"pretrain-{k_pre}")
@@ -311,14 +330,14 @@ def main(argv: list[str]) -> None:
                 inputs = dict(run.inputs)
                 bon[str(seed)] = overopt.best_of_n_run(
                     os.path.join(folder, "bon", f"seed{seed}"), inputs["pretrain.pt"],
-                    inputs["reward.pt"], arm_configs(name, arm, cfg.quick), n_max, n_prompts,
-                    seed)
+                    inputs["reward.pt"], arm_configs(name, arm, cfg.quick, seed), n_max,
+                    n_prompts, seed)
     sampled = {}
     if exp.passk:                                    # in this process, each arm and seed
         n, n_prompts = QUICK_PASSK if cfg.quick else (exp.passk, PASSK_PROMPTS)
         for arm, seed, run in arm_runs:
             sampled.setdefault(arm, {})[str(seed)] = passk.passk_run(
-                run.out, arm_configs(name, arm, cfg.quick), n, n_prompts, seed)
+                run.out, arm_configs(name, arm, cfg.quick, seed), n, n_prompts, seed)
     write_json(os.path.join(folder, "results.json"), {"experiment": name, "seeds": cfg.seeds,
                                                       "quick": cfg.quick, "arms": results,
                                                       **({"bon": bon} if bon else {}),
@@ -329,6 +348,8 @@ def main(argv: list[str]) -> None:
         table += "\n" + overopt.markdown(bon, results, summary.mean_std)
     if sampled:
         table += "\n" + passk.markdown(sampled, summary.mean_std)
+    if exp.corpus_seeds:
+        table += "\n" + lift.markdown(results)
     write_text(os.path.join(folder, "results.md"), table)
     print(table)
     if summary.plot(results, exp.curves, os.path.join(folder, "curves.png")):

@@ -101,6 +101,9 @@ CURVE_TITLES = {
     "entropy": "entropy per token, nats\n(training batch)",
     "phrase_answer": "the phrase inside <answer>,\nshare of the training batch",
     "phrase_think": "the phrase inside <think>,\nshare of the training batch",
+    "r/pref": "preference term σ(r − r_ref),\ntraining batch",
+    "grad_norm": "gradient norm before clipping",
+    "drawn_accuracy": "accuracy of every completion drawn\n(before oversampling's choice)",
 }
 
 

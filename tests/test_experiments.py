@@ -60,7 +60,7 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert tuple(sizes) == ("8", "0.00015", "100")
     assert {dict(run.flags)["rl_lr"] for _, _, run in plans["overopt"][2]} == {"0.0003"}
     shared = {pre.out for name, p in plans.items() for pre in p[0]
-              if name not in ("harder", "scope")}
+              if name not in ("harder", "scope", "seeds")}
     assert len(shared) == 1                           # one pretraining for reward, loss, overopt
     edge = {dict(run.inputs)["pretrain.pt"] for arm, _, run in plans["harder"][2]}
     assert len(edge) == 2 and shared < edge           # the edge corpus pretrains on its own
@@ -71,6 +71,22 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert {pre.out for pre in plans["scope"][0]}.isdisjoint(shared)  # the phrase's own corpus
     betas = {arm: dict(run.flags)["kl_beta"] for arm, _, run in plans["overopt"][2]}
     assert betas == {"beta_0": "0.0", "beta_0.01": "0.01", "beta_0.1": "0.1"}
+
+
+def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
+    """seeds: the cpu preset as python train.py has it (no SIZES), seeds 1, 2, ... for the
+    model and the corpus alike, one pretraining per seed shared by every arm; --first_seed
+    moves them."""
+    pre, _, arms = experiments.plan("seeds", experiments.ExperimentConfig(seeds=2, out="o"))
+    flags = {(arm, seed): dict(run.flags) for arm, seed, run in arms}
+    default = flags["default", 2]
+    assert (default["seed"], default["task_seed"]) == ("2", "2")
+    assert (default["prompts_per_step"], default["rl_lr"], default["n_eval"]) == \
+        ("16", "0.0003", "200")                                   # the cpu preset's own
+    assert flags["oversample_2", 1]["oversample"] == "2.0" and len(pre) == 2
+    later = experiments.plan("seeds", experiments.ExperimentConfig(seeds=1, first_seed=7,
+                                                                   out="o"))[2]
+    assert {(seed, dict(run.flags)["task_seed"]) for _, seed, run in later} == {(7, "7")}
 
 
 def test_smoothing_keeps_every_point_in_place():
@@ -176,3 +192,18 @@ def test_a_run_made_with_other_settings_stops_the_command_before_anything_runs(t
                           timeout=300)
     assert proc.returncode == 1 and "was run with --rl_lr 0.1" in proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["loss"]               # no cache, no other run
+
+
+def test_the_per_seed_table_by_hand(tmp_path):
+    """One seed: training accuracy 0.5 over steps 0-9, 0.4 over 10-19, 0.7 after: a fall of 10
+    points; pass@1 0.45 -> 0.75, a gain of +30.0; the ceiling from its pretraining's report."""
+    from lab import lift
+    (tmp_path / "report.json").write_text(json.dumps({"imitation_ceiling": {"greedy": 0.585}}))
+    acc = [0.5] * 10 + [0.4] * 10 + [0.7] * 80
+    run = {"curves": {"accuracy": acc, "kl_k1_seq": [0.0] * 10 + [2.0] * 90},
+           "pretrain": str(tmp_path), "pretrained": {"greedy_accuracy": 0.57, "pass@1": 0.45},
+           "final": {"greedy_accuracy": 0.88, "pass@1": 0.75}}
+    row = lift.seed_row(run)
+    assert row["fall"] == pytest.approx(0.1) and row["kl_10_19"] == 2.0
+    page = lift.markdown({"default": {"4242": run}})
+    assert "| 4242 | 0.585 | 0.570 → 0.880 | 0.450 → 0.750 | +30.0 | 0.500 | +10.0 | 2.00 |" in page

@@ -9,8 +9,8 @@ import torch
 
 from data.problems import TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from advantages import (advantages_and_mask, group_advantages, targeted_advantages,
-                        zero_variance_groups)
+from advantages import (advantages_and_mask, group_advantages, groups_with_signal,
+                        targeted_advantages, zero_variance_groups)
 from bradley_terry import PreferenceConfig
 from checkpoint import save_model
 from grpo import GRPOConfig, grpo_step, kl_k3, policy_loss, rl_lr_at, train_grpo, update
@@ -245,11 +245,46 @@ def test_config_rejects_bad_choices():
         GRPOConfig(rl_grad_clip=0.0)
 
 
-def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path):
+def test_groups_with_signal_by_hand():
+    """Groups 0-3 of G = 2: [1, 1] and [0, 0] carry no signal, [0, 1] and [1, 0] do. Keeping 2:
+    groups 1 and 3 (rows 2, 3, 6, 7); keeping 3: those and the first without signal, group 0,
+    all in draw order; keeping 1: group 1 alone."""
+    v = torch.tensor([[1, 1], [0, 1], [0, 0], [1, 0]])
+    assert groups_with_signal(v, 2).tolist() == [2, 3, 6, 7]
+    assert groups_with_signal(v, 3).tolist() == [0, 1, 2, 3, 6, 7]
+    assert groups_with_signal(v, 1).tolist() == [2, 3]
+
+
+def test_an_oversampled_step_keeps_the_groups_with_signal():
+    """--oversample 2 with B = 2: four prompts drawn; the reward gives prompt 1's and prompt 3's
+    groups mixed outcomes and the others none. The step trains on those two groups only, in
+    draw order, and logs the verifier of every completion drawn."""
+    splits = make_splits(TaskConfig(n_train=50, n_eval=4))
+    tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2,
+                          n_embd=16)).eval()
+    problems = [p for p, _ in splits.train[:4]]
+
+    def mixed_for_1_and_3(drawn, texts):                 # rows i*2 + j: prompt i, sample j
+        r = torch.tensor([float(j == 0 and i in (1, 3)) for i in range(4) for j in range(2)])
+        return Scored(r, {"correct": r}, {"gold": r + 10 * torch.arange(8.0)})
+
+    cfg = GRPOConfig(prompts_per_step=2, group_size=2, oversample=2.0)
+    s = grpo_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), tok, problems,
+                  mixed_for_1_and_3, cfg, step=0, gen=torch.Generator().manual_seed(0),
+                  guard=SkipNonFinite("test", 1), max_new_tokens=8)
+    assert s.rollout.tokens.shape[0] == 4 and s.verifier.tolist() == [[1, 0], [1, 0]]
+    assert s.scored.watched["gold"].tolist() == [20.0 + 1, 30.0, 61.0, 70.0]   # rows 2, 3, 6, 7
+    assert s.drawn.tolist() == [0, 0, 1, 0, 0, 0, 1, 0] and s.updated
+
+
+@pytest.mark.parametrize("oversample", [1.0, 2.0])
+def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path, oversample):
     """Two steps of the grpo stage from a pretrain.pt built with dropout 0.5: the policy samples
     and trains in eval mode (dropout in RL makes the sampled and the trained policy differ), so
     at step 0, before any update, the trained log-probs equal the frozen reference's: KL 0. The
-    JSONL log has a row a step, and rl.pt is written."""
+    JSONL log has a row a step, and rl.pt is written; oversampled or not."""
     splits = make_splits(TaskConfig(n_train=50, n_eval=4))
     tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
     tok.save(str(tmp_path / "tokenizer.tiktoken"))
@@ -259,11 +294,13 @@ def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path):
     save_model(str(tmp_path), "pretrain", model, {"tokenizer": tok.fingerprint})
     figures = train_grpo(RunConfig(seed=0, max_new_tokens=16), RewardConfig(w_pref=0.0),
                          PreferenceConfig(), GRPOConfig(rl_steps=2, prompts_per_step=2,
-                                                        group_size=2, rl_eval_every=1),
+                                                        group_size=2, rl_eval_every=1,
+                                                        oversample=oversample),
                          str(tmp_path), "cpu", splits)
     rows = [json.loads(line) for line in (tmp_path / "grpo_log.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {"reward", "r/correct", "zero_var", "entropy", "clip_frac",
-                               "truncated", "len_right", "len_wrong", "grad_norm"} <= set(rows[0])
+                               "truncated", "len_right", "len_wrong", "grad_norm",
+                               "drawn_accuracy"} <= set(rows[0])
     assert rows[0]["kl_k1_seq"] == pytest.approx(0.0, abs=1e-5)
     assert rows[0]["kl_k3"] == pytest.approx(0.0, abs=1e-6)
     assert (tmp_path / "rl.pt").exists() and figures["grpo"]["steps"] == 2
