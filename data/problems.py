@@ -251,15 +251,6 @@ def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> S
                      f"--p_slip or --p_bug): {problem.question}")
 
 
-def gold_solution(problem: Problem, style: str = "sentence") -> Solution:
-    """The solution an infallible teacher writes (used for tests and for preference pairs)."""
-    v, texts = problem.start, []
-    for op, k in problem.steps:
-        text, v = work_step(v, op, k)
-        texts.append(text)
-    return Solution(" ".join(texts), answer_text(problem, v, style), v, style)
-
-
 # ------------------------------------------------------------------------------------------------
 # the corpus and the held-out sets
 

@@ -123,13 +123,16 @@ EXPERIMENTS = {
         {}, {"default": {}, "edge_1pct": dict(longer_share=0.01)},
         curves=("accuracy", "gold", "len_right", "len_wrong"), passk=64),
     # the default run on seeds nobody tuned on, model and corpus alike: does RL lift every seed,
-    # and what makes its first steps lose accuracy? (lift.py's per-seed table)
+    # and what makes its first steps lose accuracy? (lift.py's per-seed table). The arms isolate
+    # the preference term, the step size at the start (a warm-up over 2 / (1 - β2) = 40 steps,
+    # AdamW's second-moment horizon: Ma & Yarats, arXiv 1910.04209), the step size throughout,
+    # and the groups without signal (oversampling, DAPO's dynamic sampling)
     "seeds": Experiment(
         "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
         "steps depend on", {},
         {"default": {},
          "no_pref": dict(w_pref=0.0),
-         "warmup_30": dict(rl_warmup=30),
+         "warmup_40": dict(rl_warmup=40),
          "lr_half": dict(rl_lr=1.5e-4),
          "oversample_2": dict(oversample=2.0)},
         curves=("accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
