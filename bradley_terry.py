@@ -143,14 +143,14 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
            for side in zip(*[p.chosen_rejected for p in train_pairs])]
     opt = torch.optim.AdamW(rm.parameters(), lr=cfg.rm_lr, betas=(0.9, 0.95), weight_decay=0.0)
     gen = torch.Generator().manual_seed(run.seed)
+    n_params = sum(p.numel() for p in rm.parameters())
+    print(f"reward model | init {cfg.rm_init} | {n_params / 1e6:.2f}M params | scope "
+          f"{scope} | {len(train_pairs)} train pairs | {len(eval_pairs)} held-out pairs")
     loop = TrainingLoop("reward", out, cfg.rm_steps, cfg.rm_ckpt_every, model=rm, opt=opt,
                         device=device, seed=run.seed, generators=dict(gen=gen), resume=resume,
                         max_bad_steps=run.max_bad_steps,
                         state=dict(queue=[], ema=(None, None), train_time=0.0))
     s = loop.state                                 # the loop's running figures, saved with it
-    n_params = sum(p.numel() for p in rm.parameters())
-    print(f"reward model | init {cfg.rm_init} | {n_params / 1e6:.2f}M params | scope "
-          f"{scope} | {len(train_pairs)} train pairs | {len(eval_pairs)} held-out pairs")
     # ---- the loop: fp32 (the model is small), a fixed pair order from the seed
     for step in loop:
         clock = Stopwatch(device)

@@ -140,6 +140,10 @@ def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: st
     opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     gen = torch.Generator().manual_seed(run.seed)
+    if rank == 0:
+        print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
+              f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens | "
+              f"{world} process(es)")
     loop = TrainingLoop("pretrain", out, cfg.pretrain_steps, cfg.ckpt_every, model=model, opt=opt,
                         device=device, seed=run.seed, generators=dict(gen=gen), resume=resume,
                         max_bad_steps=run.max_bad_steps, log="pretrain_log.jsonl",
@@ -147,10 +151,6 @@ def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: st
     s = loop.state                               # the loop's running figures, saved with it
     trainer = DDP(model) if world > 1 else model               # averages grads over ranks
     validate = Validation(model, tok, splits, task, run, autocast, device)
-    if rank == 0:
-        print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
-              f"{len(docs)} docs | {sum(len(d) for d, _ in docs) / 1e6:.2f}M tokens | "
-              f"{world} process(es)")
     # ---- the loop
     for step in loop:
         if rank == 0 and step % cfg.eval_every == 0:           # validate, now and then
