@@ -172,7 +172,8 @@ def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: st
             s["ema"] = loss if s["ema"] is None else 0.95 * s["ema"] + 0.05 * loss
         loop.log({"step": step, "loss": loss, "lr": lr_at(step, cfg), "grad_norm": grad_norm,
                   "skipped": loop.guard.skipped})
-        loop.bar.set_postfix(loss=f"{s['ema']:.3f}", tok_s=f"{s['tokens'] / s['train_time']:.0f}")
+        loop.bar.set_postfix(loss=f"{s['ema'] if s['ema'] is not None else math.nan:.3f}",
+                             tok_s=f"{s['tokens'] / s['train_time']:.0f}")
     if rank > 0:
         return {}
     # ---- figures: a last validation, pretrain.pt, the teacher's imitation ceiling
