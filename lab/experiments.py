@@ -135,7 +135,7 @@ EXPERIMENTS = {
          "warmup_40": dict(rl_warmup=40),
          "lr_half": dict(rl_lr=1.5e-4),
          "oversample_2": dict(oversample=2.0)},
-        curves=("accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
+        curves=("drawn_accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
         at_sizes=False, first_seed=1, corpus_seeds=True),
 }
