@@ -28,22 +28,22 @@ Dropout is off in every RL forward pass. The same forward code scores tokens at 
 (sampler.generate records log-probs) and at training time (logprobs.token_logprobs), at the
 rollout temperature: they agree to float rounding, tested.
 
-Reading order: `grpo_step` first (the whole step, one screen), then what it calls: kl_k3 and
-policy_loss (the loss), `update` (backward over micro-batches, AdamW), and last `train_grpo`,
-the stage: the loop of steps around it, its log (grpo_log.py) and rl.pt. Under torchrun
-`grpo_step` samples with the global batch's noise and normalises its share of the loss by the
-global batch's counts, and DDP averages the gradients: the step is the one a single process
-takes (tests/test_distributed.py).
+Reading order: `grpo_step` first (the whole step, one screen), then what it calls: the
+advantages (advantages.py), the loss and the update over micro-batches (grpo_loss.py), and last
+`train_grpo`, the stage: the loop of steps around it, its log (grpo_log.py) and rl.pt. Under
+torchrun `grpo_step` samples with the global batch's noise, keeps the groups one process would
+keep, and normalises its share of the loss by the global batch's counts, and DDP averages the
+gradients: the step is the one a single process takes (tests/test_distributed.py).
 
 What this is deliberately not: PPO with a value model, process rewards, or a rollout engine
 separate from the trainer (vLLM-style).
 """
 
 import copy
+import dataclasses
 import math
 import os
 import random
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +56,8 @@ from checkpoint import load_model, save_model
 from device import Stopwatch
 from evaluate import evaluate
 from grpo_log import step_line, step_metrics
-from logprobs import chunked_logprobs, micro_batches, token_logprobs
+from grpo_loss import kl_k3, update
+from logprobs import chunked_logprobs
 from loop import TrainingLoop
 from preference import load_reward_model
 from reward import Reward, Scored
@@ -166,8 +167,7 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
     scored = reward([p for p in problems for _ in range(G)], rollout.texts(tok.decode))
     drawn = scored.terms["correct"]                                  # every completion drawn
     if len(problems) > b:                                            # oversampled: keep b groups
-        rows = groups_with_signal(drawn.view(len(problems), G), b)  # signal first (DAPO)
-        rollout, scored = rollout.select(rows), scored.select(rows)
+        rollout, scored = keep_signal(rollout, scored, G, b, tok.pad)  # signal first (DAPO)
     # ---- 3. advantages: A_i = r_i - mean(r) in each group of G (advantages.py)
     verifier = scored.terms["correct"].to(device).view(b, G)         # raw 0/1 exact match
     part = scored.answer_only.to(device).view(b, G) if scored.answer_only is not None else None
@@ -204,6 +204,27 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
                 updated, clock.laps)
 
 
+def keep_signal(rollout: Rollout, scored: Scored, G: int, b: int, pad_id: int):
+    """Dynamic sampling over the global batch: every rank's drawn groups, in draw order, of
+    which world * b are kept, those whose verifier outcomes differ first
+    (advantages.groups_with_signal); this rank takes the rank-th b of them, wherever they were
+    drawn, so N processes keep what one process keeps."""
+    if dist.world() == 1:
+        rows = groups_with_signal(scored.terms["correct"].view(-1, G), b)
+        return rollout.select(rows), scored.select(rows)
+    device = rollout.tokens.device                                   # nccl gathers on the GPU
+    width = int(dist.gather_rows(torch.tensor([rollout.prompt_ids.shape[1]], device=device)).max())
+    mine = rollout.left_pad(width, pad_id)                           # every rank's prompt width
+    every = Rollout(*(dist.gather_rows(getattr(mine, f.name)) for f in dataclasses.fields(mine)))
+    gather = lambda x: dist.gather_rows(x.to(device)).to(x.device)  # noqa: E731
+    scored = Scored(gather(scored.total), {k: gather(v) for k, v in scored.terms.items()},
+                    {k: gather(v) for k, v in scored.watched.items()}, scored.floor,
+                    gather(scored.answer_only) if scored.answer_only is not None else None)
+    rows = groups_with_signal(scored.terms["correct"].view(-1, G), dist.world() * b)
+    rows = rows.view(dist.world(), b * G)[dist.rank()]               # (b * G,) this rank's share
+    return every.select(rows), scored.select(rows)
+
+
 def batch_counts(mask, keep, adv) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Over the global batch (every rank's rows): Σ_i |o_i| (tokens in the loss), the rows kept,
     and the rows kept with some A_it != 0 (the signal). mask (n, T); keep (n,); adv (n,) or
@@ -214,55 +235,7 @@ def batch_counts(mask, keep, adv) -> tuple[torch.Tensor, torch.Tensor, int]:
 
 
 # ------------------------------------------------------------------------------------------------
-# the loss (tested against groups worked by hand in tests/test_grpo.py)
-
-# |log ratio| is bounded before exp: at a position after a row stopped (masked out of the loss)
-# log π_θ of the pad token can be very negative, exp would overflow to inf, and inf * 0 is NaN,
-# in the loss or in its gradient. exp(20) ~ 5e8 stays finite; a real token never gets there.
-LOG_RATIO_BOUND = 20.0
-
-
-def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Schulman's k3 per token: π_ref/π_θ - log(π_ref/π_θ) - 1 >= 0 (DeepSeekMath eq. 4)."""
-    log_ratio = (ref_logp - logp).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND)  # log π_ref/π_θ
-    return torch.exp(log_ratio) - log_ratio - 1
-
-
-def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: float = 0.2,
-                clip_high: float = 0.28, max_len: int | None = None, kl=None, beta: float = 0.0,
-                n_tokens=None, n_seqs=None, n_rows=None):
-    """The clipped surrogate, negated to a loss, aggregated over the tokens in `mask`.
-
-    logp, old_logp, mask (N, T); adv (N,), or (N, T) per token (targeted_advantages); kl (N, T)
-    or None. Returns (loss, clip_fraction).
-    Rows with no token in the mask (dropped groups, masked truncations) are left out of every
-    sum and of the token and sequence counts:
-      token:    Σ_i Σ_t ℓ_it / Σ_i |o_i|                        (DAPO)
-      seq:      1/N' Σ_i (1/|o_i|) Σ_t ℓ_it, N' = rows kept     (DeepSeekMath eq. 3)
-      constant: Σ_i Σ_t ℓ_it / (N · max_len), N = all rows     (Dr. GRPO: a constant)
-    When these rows are one rank's share of a global batch, n_tokens (Σ_i |o_i|), n_seqs (N')
-    and n_rows (N) are the global batch's, so the ranks' losses sum to the global loss.
-    """
-    n_tokens = mask.sum() if n_tokens is None else n_tokens
-    n_seqs = mask.any(1).sum() if n_seqs is None else n_seqs
-    n_rows = mask.shape[0] if n_rows is None else n_rows
-    log_ratio = (logp - old_logp).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND)
-    ratio = torch.exp(log_ratio)                                     # (N, T) ρ, in log space
-    a = adv[:, None] if adv.dim() == 1 else adv                      # (N, 1) or (N, T) per token
-    surrogate = torch.min(ratio * a, ratio.clamp(1 - clip_low, 1 + clip_high) * a)  # (N, T)
-    per_token = -surrogate + (beta * kl if kl is not None else 0.0)  # (N, T) ℓ_it
-    per_token = torch.where(mask, per_token, 0.0)                    # (N, T) selected, not * 0
-    if agg == "token":
-        loss = per_token.sum() / n_tokens.clamp(min=1)
-    elif agg == "seq":
-        per_seq = per_token.sum(1) / mask.sum(1).clamp(min=1)        # (N,) mean over o_i's tokens
-        loss = per_seq.sum() / torch.as_tensor(n_seqs).clamp(min=1)
-    else:
-        loss = per_token.sum() / (n_rows * (max_len or mask.shape[1]))
-    clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
-    clip_frac = (clipped & mask).sum() / mask.sum().clamp(min=1)
-    return loss, clip_frac
-
+# the learning rate
 
 def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
     """Linear warm-up over rl_warmup steps, then linear decay to 0 at rl_steps. The decay keeps
@@ -271,47 +244,6 @@ def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
     warm = min(1.0, (step + 1) / max(cfg.rl_warmup, 1))
     return cfg.rl_lr * warm * (1 - step / cfg.rl_steps)
 
-
-
-def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg: GRPOConfig, *,
-           guard, step: int, lr: float, max_len: int, n_tokens, n_seqs, n_rows: int,
-           ref_logp=None):
-    """μ = cfg.inner_epochs policy-gradient updates on one batch of rollouts: teacher-forced
-    log-probs, the clipped loss, backward, clip, AdamW (skipped by `guard` if not finite).
-    Each update accumulates its gradient over micro_batches of cfg.rl_micro_batch rows: the loss
-    is a sum over rows divided by the global batch's counts, so the chunks' losses add up to the
-    whole batch's and so do their gradients. Under DDP only the last chunk's backward averages
-    the gradients over ranks. mask (n, T): tokens in the loss; real (n, T): generated tokens.
-    Returns (logp, entropy, kl, loss, clip_frac, grad_norm) of the last epoch."""
-    chunks = micro_batches(real, pad, n_prompt, cfg.rl_micro_batch)
-    for _ in range(cfg.inner_epochs):
-        logp = torch.zeros(real.shape, device=ids.device)             # (n, T)
-        entropy = torch.zeros(real.shape, device=ids.device)          # (n, T)
-        loss, n_clipped = torch.zeros((), device=ids.device), torch.zeros((), device=ids.device)
-        for i, (rows, lo, hi) in enumerate(chunks):
-            T = hi - n_prompt                                        # the chunk's completions
-            last = i == len(chunks) - 1
-            with trainer.no_sync() if hasattr(trainer, "no_sync") and not last else nullcontext():
-                lp, entropy[rows, :T] = token_logprobs(trainer, ids[rows, lo:hi], pad[rows] - lo,
-                                                       n_prompt - lo, with_entropy=True,
-                                                       temperature=cfg.rl_temperature)
-                kl = kl_k3(lp, ref_logp[rows, :T]) if cfg.kl_beta > 0 else None
-                a = adv[rows] if adv.dim() == 1 else adv[rows, :T]   # (rows,) or (rows, T)
-                part, clip_frac = policy_loss(lp, old_logp[rows, :T], a, mask[rows, :T],
-                                              agg=cfg.loss_agg, clip_low=cfg.clip_low,
-                                              clip_high=cfg.clip_high, max_len=max_len, kl=kl,
-                                              beta=cfg.kl_beta, n_tokens=n_tokens,
-                                              n_seqs=n_seqs, n_rows=n_rows)
-                (part * dist.world()).backward()                     # DDP divides by world
-            logp[rows, :T], loss = lp.detach(), loss + part.detach()
-            n_clipped = n_clipped + clip_frac * mask[rows, :T].sum()
-        for group in opt.param_groups:
-            group["lr"] = lr
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainer.parameters(), cfg.rl_grad_clip)
-        loss = dist.all_sum(loss)                                    # the global batch's loss
-        guard.step(opt, loss.item(), grad_norm.item(), step)
-    kl = kl_k3(logp, ref_logp) if ref_logp is not None else None     # (n, T), for the log
-    return logp, entropy, kl, loss, n_clipped / mask.sum().clamp(min=1), grad_norm
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ completion position, π_T = softmax(z / T) at the rollout temperature (the distr
 sampler.generate drew from, and recorded the same log-probs for), and, for the log, the
 entropy of π_T. `micro_batches` splits the B*G rows of a step into chunks of like length, each
 cut to the columns it needs, so that the update can accumulate its gradient chunk by chunk
-(grpo.update) and the no-grad forwards stay small (`chunked_logprobs`).
+(grpo_loss.update) and the no-grad forwards stay small (`chunked_logprobs`).
 
 What this deliberately is not: a fused cross-entropy kernel, or packing several rows into one
 (rows keep their own left pad, as model.GPT expects).

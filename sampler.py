@@ -110,6 +110,14 @@ class Rollout:
         """Full ids (N, Tp + T_new) and pad counts (N,), ready for a teacher-forced forward."""
         return torch.cat([self.prompt_ids, self.tokens], dim=1), self.prompt_pad
 
+    def left_pad(self, width: int, pad_id: int) -> "Rollout":
+        """The same rollout with its prompts left-padded to `width` columns (>= today's)."""
+        extra = width - self.prompt_ids.shape[1]
+        pad = torch.full((len(self.prompt_ids), extra), pad_id, dtype=self.prompt_ids.dtype,
+                         device=self.prompt_ids.device)
+        return dataclasses.replace(self, prompt_ids=torch.cat([pad, self.prompt_ids], 1),
+                                   prompt_pad=self.prompt_pad + extra)
+
     def select(self, rows: torch.Tensor) -> "Rollout":
         """The rollout of `rows` (indices) alone, in that order; widths stay as they are."""
         return Rollout(*(getattr(self, f.name)[rows.to(getattr(self, f.name).device)]

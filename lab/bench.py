@@ -62,7 +62,8 @@ from checkpoint import write_json
 from data.problems import TaskConfig, make_splits, teacher_solution
 from data.tokenizer import Tokenizer, train_bpe
 from device import sync
-from grpo import GRPOConfig, grpo_step, update
+from grpo import GRPOConfig, grpo_step
+from grpo_loss import update
 from guard import SkipNonFinite
 from lab.bench_report import report, report_trl_work, table
 from lab.bench_trl import bench_trl_work

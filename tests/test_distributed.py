@@ -23,13 +23,15 @@ def read_log(path) -> list[dict]:
     return [json.loads(line) for line in open(path)]
 
 
-def test_two_processes_follow_the_one_process_loss_trajectory(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--oversample", "2"]], ids=["plain", "oversampled"])
+def test_two_processes_follow_the_one_process_loss_trajectory(tmp_path, extra):
+    """Oversampled, the ranks gather every drawn group and keep the ones one process keeps."""
     one, two = tmp_path / "one", tmp_path / "two"
-    proc = subprocess.run([sys.executable, "train.py", *ARGS, "--out", str(one)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=ENV)
+    proc = subprocess.run([sys.executable, "train.py", *ARGS, *extra, "--out", str(one)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node=2", "train.py", *ARGS, "--out", str(two)],
+                           "--nproc_per_node=2", "train.py", *ARGS, *extra, "--out", str(two)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 process(es)" in proc.stdout and proc.stdout.count("pretrain |") == 1  # rank 0 prints
@@ -43,7 +45,8 @@ def test_two_processes_follow_the_one_process_loss_trajectory(tmp_path):
     assert len(rl1) == len(rl2) == 4
     assert all(row["loss"] != 0 for row in rl1)                  # there is something to compare
     for a, b in zip(rl1, rl2):
-        for key in ("loss", "reward", "r/pref", "entropy", "grad_norm", "accuracy"):
+        for key in ("loss", "reward", "r/pref", "entropy", "grad_norm", "accuracy",
+                    "drawn_accuracy"):
             assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-6), (a["step"], key)
     # rank 0 alone wrote the run directory: the same files as one process
     assert sorted(os.listdir(one)) == sorted(os.listdir(two))
