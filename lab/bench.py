@@ -48,6 +48,7 @@ References:
 """
 
 import dataclasses
+import math
 import os
 import random
 import statistics
@@ -180,8 +181,9 @@ def bench_sampling(model, prompts, G: int, max_new: int, pad: int, device: str,
 
 def bench_grpo(policy, tok, problems, rm, task: TaskConfig, rcfg: RewardConfig,
                gcfg: GRPOConfig, max_new: int, device: str, cfg: BenchConfig):
-    """grpo.grpo_step, the function the training loop runs, timed in its three pieces, its peak
-    memory, and the update's memory at B*G/4, B*G/2, B*G rows of the same rollout. Returns
+    """grpo.grpo_step, the function the training loop runs, on the prompts a step draws (more
+    than B with --oversample), timed in its three pieces, its peak memory, and the update's
+    memory at B*G/4, B*G/2, B*G rows of the same rollout. Returns
     (grpo_step, memory_scaling)."""
     rows = [p for p in problems for _ in range(gcfg.group_size)]
     # A random policy never closes an <answer> tag, so its completions would skip the preference
@@ -261,13 +263,15 @@ def bench_preset(name: str, cfg: BenchConfig, device: str, peaks: dict, variants
     mid = max(0, (len(docs) - pcfg.batch_size) // 2)
     x, y = pack(docs[mid:mid + pcfg.batch_size], tok.pad)
     B, G = gcfg.prompts_per_step, gcfg.group_size
-    problems = [splits.in_dist[i % len(splits.in_dist)] for i in range(B)]
-    prompts = [tok.encode(p.prompt) for p in problems]
+    n_drawn = math.ceil(gcfg.oversample * B)             # the prompts a GRPO step draws
+    problems = [splits.in_dist[i % len(splits.in_dist)] for i in range(n_drawn)]
+    prompts = [tok.encode(p.prompt) for p in problems[:B]]  # sampling: B prompts x G
     # as in train.py the model's vocabulary is the tokenizer's: BPE stops early when no pair
     # repeats (often below vocab_size on this small corpus), and a larger head could sample
     # ids that do not decode
     model_cfg = dataclasses.replace(gpt, vocab_size=tok.n_vocab)
-    max_new = min(run.max_new_tokens, model_cfg.block_size - max(len(p) for p in prompts))
+    max_new = min(run.max_new_tokens,
+                  model_cfg.block_size - max(len(tok.encode(p.prompt)) for p in problems))
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg).to(device)
     rm = PreferenceModel(dataclasses.replace(model_cfg, n_layer=prefcfg.rm_n_layer,
