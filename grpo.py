@@ -24,6 +24,11 @@ Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ fr
      is REINFORCE with a group baseline (DeepSeekMath §5.2.1). `--inner_epochs 2` makes the clip
      (ε_low 0.2, ε_high 0.28: DAPO's clip-higher) matter.
   5) G = 8, a few hundred completions per step, lr ~1/10 of pretraining, T = 1 rollouts.
+  6) dynamic sampling (DAPO): twice the B prompts are drawn and the B groups whose verifier
+     outcomes differ are kept first. AdamW's step has the same size whatever the gradient's, so
+     a batch in which many groups carry no signal is a full-size step in a noisy direction; on
+     some seeds the first such steps broke the reasoning (docs/results.md, `seeds`).
+     `--oversample 1` draws B.
 Dropout is off in every RL forward pass. The same forward code scores tokens at sampling time
 (sampler.generate records log-probs) and at training time (logprobs.token_logprobs), at the
 rollout temperature: they agree to float rounding, tested.
@@ -82,7 +87,7 @@ class GRPOConfig:
     watch_kl: bool = True       # log the KL from the initial policy at any β (a frozen copy,
                                 # one no-grad forward a step); β > 0 needs it
     drop_zero_var: bool = False  # drop groups whose verifier outcomes are all equal
-    oversample: float = 1.0     # draw ceil(oversample * B) prompts, keep B groups, those whose
+    oversample: float = 2.0     # draw ceil(oversample * B) prompts, keep B groups, those whose
                                 # verifier outcomes differ first (DAPO's dynamic sampling); 1: off
     truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
     rl_temperature: float = 1.0  # rollouts sample softmax(z / T); the loss uses the same π_T

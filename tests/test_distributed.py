@@ -23,7 +23,8 @@ def read_log(path) -> list[dict]:
     return [json.loads(line) for line in open(path)]
 
 
-@pytest.mark.parametrize("extra", [[], ["--oversample", "2"]], ids=["plain", "oversampled"])
+@pytest.mark.parametrize("extra", [["--oversample", "1"], ["--oversample", "2"]],
+                         ids=["plain", "oversampled"])
 def test_two_processes_follow_the_one_process_loss_trajectory(tmp_path, extra):
     """Oversampled, the ranks gather every drawn group and keep the ones one process keeps."""
     one, two = tmp_path / "one", tmp_path / "two"

@@ -56,8 +56,8 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert {a: (f["advantage"], f["loss_agg"], f["w_pref"]) for a, f in flags.items()} == {
         "grpo": ("grpo", "seq", "0.0"), "drgrpo": ("drgrpo", "constant", "0.0"),
         "dapo": ("grpo", "token", "0.0")}
-    sizes = (flags["grpo"][k] for k in ("prompts_per_step", "rl_lr", "rl_steps"))
-    assert tuple(sizes) == ("8", "0.00015", "100")
+    sizes = (flags["grpo"][k] for k in ("prompts_per_step", "rl_lr", "rl_steps", "oversample"))
+    assert tuple(sizes) == ("8", "0.00015", "100", "1.0")
     assert {dict(run.flags)["rl_lr"] for _, _, run in plans["overopt"][2]} == {"0.0003"}
     shared = {pre.out for name, p in plans.items() for pre in p[0]
               if name not in ("harder", "scope", "seeds")}
@@ -79,11 +79,11 @@ def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
     moves them."""
     pre, _, arms = experiments.plan("seeds", experiments.ExperimentConfig(seeds=2, out="o"))
     flags = {(arm, seed): dict(run.flags) for arm, seed, run in arms}
-    default = flags["default", 2]
+    default = flags["oversample_2", 2]
     assert (default["seed"], default["task_seed"]) == ("2", "2")
-    assert (default["prompts_per_step"], default["rl_lr"], default["n_eval"]) == \
-        ("16", "0.0003", "200")                                   # the cpu preset's own
-    assert flags["oversample_2", 1]["oversample"] == "2.0" and len(pre) == 2
+    assert (default["prompts_per_step"], default["rl_lr"], default["n_eval"],
+            default["oversample"]) == ("16", "0.0003", "200", "2.0")   # python train.py's own
+    assert flags["oversample_1", 1]["oversample"] == "1.0" and len(pre) == 2
     later = experiments.plan("seeds", experiments.ExperimentConfig(seeds=1, first_seed=7,
                                                                    out="o"))[2]
     assert {(seed, dict(run.flags)["task_seed"]) for _, seed, run in later} == {(7, "7")}
