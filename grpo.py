@@ -58,7 +58,7 @@ from tqdm import tqdm
 import dist
 from advantages import advantages_and_mask, groups_with_signal, targeted_advantages
 from checkpoint import load_model, save_model
-from device import Stopwatch
+from device import Stopwatch, release_free_memory
 from evaluate import evaluate
 from grpo_log import step_line, step_metrics
 from grpo_loss import kl_k3, update
@@ -286,6 +286,7 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     for step in loop:
         if rank == 0 and step % cfg.rl_eval_every == 0:
             quick_eval(policy, tok, splits, run, step, cfg.rl_steps)
+        release_free_memory()                # or the heap grows step by step (rollouts vary)
         problems = [pick.choice(prompts) for _ in range(b * world)]
         s = grpo_step(policy, opt, tok, problems[rank * b:(rank + 1) * b], reward, cfg,
                       step=step, gen=gen, guard=loop.guard, max_new_tokens=run.max_new_tokens,
