@@ -304,7 +304,7 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     final = quick_eval(policy, tok, splits, run, cfg.rl_steps, cfg.rl_steps)
     save_model(out, "rl", policy, {"step": cfg.rl_steps, "init": "pretrain",
                                    "tokenizer": tok.fingerprint})
-    acc = [h["accuracy"] for h in loop.state["history"]]
+    acc = [h["drawn_accuracy"] for h in loop.state["history"]]     # every completion drawn
     summary = {"steps": cfg.rl_steps, "final_quick_greedy_accuracy": final,
                "train_accuracy_first10": sum(acc[:10]) / len(acc[:10]),
                "train_accuracy_last10": sum(acc[-10:]) / len(acc[-10:]),

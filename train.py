@@ -154,7 +154,7 @@ def report_markdown(report: dict, preset: str = "") -> str:
                       f"{rm['label_agreement_correctness']:.3f})."]
     g = report.get("grpo")
     if g:
-        lines += ["", f"GRPO, {g['steps']} steps: accuracy on the training batch "
+        lines += ["", f"GRPO, {g['steps']} steps: accuracy of every completion drawn "
                       f"{g['train_accuracy_first10']:.3f} over the first 10 steps, "
                       f"{g['train_accuracy_last10']:.3f} over the last 10; held-out greedy "
                       f"accuracy at the end (64 problems) {g['final_quick_greedy_accuracy']:.3f}; "
