@@ -213,10 +213,8 @@ def keep_signal(rollout: Rollout, scored: Scored, G: int, b: int, pad_id: int):
     """Dynamic sampling over the global batch: every rank's drawn groups, in draw order, of
     which world * b are kept, those whose verifier outcomes differ first
     (advantages.groups_with_signal); this rank takes the rank-th b of them, wherever they were
-    drawn, so N processes keep what one process keeps."""
-    if dist.world() == 1:
-        rows = groups_with_signal(scored.terms["correct"].view(-1, G), b)
-        return rollout.select(rows), scored.select(rows)
+    drawn, so N processes keep what one process keeps (in one process every gather is the
+    tensor itself)."""
     device = rollout.tokens.device                                   # nccl gathers on the GPU
     width = int(dist.gather_rows(torch.tensor([rollout.prompt_ids.shape[1]], device=device)).max())
     mine = rollout.left_pad(width, pad_id)                           # every rank's prompt width
@@ -250,7 +248,6 @@ def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
     return cfg.rl_lr * warm * (1 - step / cfg.rl_steps)
 
 
-
 # ------------------------------------------------------------------------------------------------
 # the stage: steps of grpo_step on the corpus's questions, from pretrain.pt to rl.pt
 
@@ -282,7 +279,7 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     policy.eval()                                                    # dropout off, always
     prompts = [p for p, _ in splits.train]
     b = math.ceil(cfg.oversample * (cfg.prompts_per_step // world))  # prompts drawn per rank
-    # ---- the loop: every rank draws the same B prompts and takes its b with all their samples
+    # ---- the loop: every rank draws the same prompts and takes its b with all their samples
     for step in loop:
         if rank == 0 and step % cfg.rl_eval_every == 0:
             quick_eval(policy, tok, splits, run, step, cfg.rl_steps)

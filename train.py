@@ -45,16 +45,16 @@ import torch
 import config
 import dist
 import preflight
+from bradley_terry import PreferenceConfig, train_reward_model
 from checkpoint import clear_state, read_json, state_path, update_report, write_json, write_text
 from data.problems import Splits, TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
+from device import release_free_memory
 from evaluate import evaluate_stage
 from grpo import GRPOConfig, train_grpo
-from device import release_free_memory
 from guard import NonFiniteError
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
-from bradley_terry import PreferenceConfig, train_reward_model
 from reward import RewardConfig
 
 STAGES = ("pretrain", "reward", "grpo", "eval")
