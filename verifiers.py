@@ -26,6 +26,16 @@ Policy of extract_answer, in order:
   4. Else the last number anywhere in the text (bare answers like "43", prompts with no template).
      FOOTGUN: a completion that skips the template still earns math_reward through this fallback;
      format_reward is what makes the template pay.
+  5. The number that decides must stand alone in the text it was read from: a value in prose
+     ("Ann has 43 apples.", "x = 43", "(43)"), not an operand of something the verifier cannot
+     evaluate. It gives None when its nearest neighbour (spaces skipped) is an operator
+     ("2+3", "9**9", "52-17", "5 – 3", "x^2", "2 = x"; "=" on its left is fine: "3*4 = 12" is
+     12), a bracket (a function's argument or an interval: "sqrt(2)", "{2}", "[0,1)"; a
+     parenthesis around the number alone is fine), a LaTeX command ("\\sqrt 2", "2\\pi"), or a
+     "," or ":" glued between it and a digit ("1,23" is no thousands group, "5:30" no number).
+     So "$\\frac{1+\\sqrt{5}}{2}$" and "$-[0,1)$" earn nothing, where the last number would pay
+     2 and 1: a rule verifier earns its place by precision, and must not pay for what it cannot
+     read. Only neighbours are read: "43 apples, not 42" is still 42.
 
 A number is ASCII digits only (not "٣" or "５"): an optional sign and "$" or LaTeX's "\\$"
 ("-\\$5" is -5), an integer with or without valid thousands groups, "," or LaTeX's "{,}"
@@ -37,7 +47,8 @@ is simply not recognised. Values are exact `Fraction`s, never floats: "0.5" == "
 The sign is "+", "-", the minus sign "−" (U+2212: "−5" is -5, never 5) or the en dash "–"
 (U+2013), a common stand-in for minus. All three obey the rule "-" always had: a dash is a sign only
 glued to the digits on its right and not to a digit or letter on its left, so "52-17", "52−17" and
-the range "52–17" are the numbers 52 and 17, "5 – 3" is 5 and 3, and "x = −5", "–5" are -5.
+the range "52–17" are the numbers 52 and 17 (and as an answer, by 5, no number), "5 – 3" is 5
+and 3, and "x = −5", "–5" are -5.
 Other dashes (the em dash "—", hyphen U+2010, figure dash U+2012) are punctuation: "—5" is 5.
 The canonical string is an integer ("1234", "-5"), else a terminating decimal without trailing
 zeros ("2.5", "0.75"), else a reduced fraction ("1/3").
@@ -47,12 +58,13 @@ Beside correctness, the rule checks of behaviour that the blend and the evaluati
 `phrase_where` (data.problems.PHRASE inside <think>, inside <answer>).
 
 What this deliberately is not: a math-expression checker (no "2+3", "\\frac{1}{2}", units, sets or
-intervals), and never an evaluator. Model text is untrusted (verl CVE-2026-6878 was an eval on
-model output), so nothing here hands it to eval, exec, a computer-algebra system or any other
-interpreter. Parsing is one linear regex pass (two for a \\boxed{...}: its body, then its numbers)
-plus int() on at most MAX_DIGITS digits, and any input over MAX_CHARS characters is refused unread
-(None / 0.0), so "9**9**9", a 10^6-character string or a 10^5-digit number all cost microseconds to
-milliseconds.
+intervals: policy 5 refuses them rather than reading a number out of them), and never an
+evaluator. Model text is untrusted (verl CVE-2026-6878 was an eval on model output), so nothing
+here hands it to eval, exec, a computer-algebra system or any other interpreter. Parsing is one
+linear regex pass (two for a \\boxed{...}: its body, then its numbers) plus int() on at most
+MAX_DIGITS digits and a look at the decisive number's neighbours, and any input over MAX_CHARS
+characters is refused unread (None / 0.0), so "9**9**9", a 10^6-character string or a
+10^5-digit number all cost microseconds to milliseconds.
 """
 
 import re
@@ -85,6 +97,10 @@ _NUMBER = re.compile(
     re.ASCII,
 )
 _GLUE = re.compile(r"[A-Za-z_]", re.ASCII)  # a letter right after a number: "1e5", "5th"
+# what makes a number an operand (policy 5): operators, relations, brackets
+OPERATORS = "+-\u2212\u2013*\u00d7\u00b7\u00f7/^<>\u2264\u2265\u2260\u2248|~="
+BRACKETS = "()[]{}"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BOX_BODY = re.compile(r"(?:[^{}]|\{,\})*\}")  # "14{,}916}": no brace but "{,}", then the "}"
 
 # ------------------------------------------------------------------------------------------------
@@ -189,6 +205,29 @@ def _final_number(text: str) -> re.Match | None:
     return _last(_numbers(body)) if body is not None else None
 
 
+def _stands_alone(m: re.Match) -> bool:
+    """Whether the number m is a value on its own in the text it was matched in (m.string),
+    judged by its nearest neighbours, spaces skipped (policy 5 of the module docstring).
+    In "x = 12": True;  "3 + 12": False (an operand);  "f(12)", "[0,12)": False;  "(12)": True;
+    "1,12": False (a bad thousands group);  "\\sqrt 12": False (a LaTeX command's argument)"""
+    before, after = m.string[:m.start()].rstrip(), m.string[m.end():].lstrip()
+    left, right = before[-1:], after[:1]
+    if left == "(" and right == ")":
+        return not before[-2:-1].isalnum()  # "(12)" alone, but "f(12)" is an argument
+    if left and left in OPERATORS.replace("=", "") + BRACKETS:
+        return False  # "3 + 12", "x^12", "{12}"; "= 12" is the result of what stands before
+    if right and right in OPERATORS + BRACKETS:
+        return False  # "12 + 3", "12(3)", "12 = x"
+    if left and left in ",:" and m.start() == len(before) and before[-2:-1].isdigit():
+        return False  # "1,12", "[0,12)", "5:12": glued to a number that is not this one
+    command = before.rstrip(LETTERS)  # "...\\sqrt" -> "...\\"
+    if command != before and command.endswith("\\"):
+        return False  # "\\sqrt 12": a LaTeX command's argument
+    if after[:1] == "\\" and after[1:2].isalpha():
+        return False  # "12\\pi"
+    return True
+
+
 def answer_span(completion: str) -> str | None:
     """The stripped text of the single well-formed <answer>...</answer>, else None (the policy
     of _answer_span; text over MAX_CHARS is refused unread). The preference model and the rater
@@ -224,8 +263,8 @@ def extract_answer(text: str) -> str | None:
         found = next(_numbers(text[text.rindex("####") + 4:]), None)
     else:  # policy 4: the last number anywhere
         found = _final_number(text)
-    if found is None:
-        return None
+    if found is None or not _stands_alone(found):
+        return None  # no number, or one that is an operand of what cannot be read (policy 5)
     value = _to_fraction(found)  # the last number decides; if it is invalid, so is the answer
     return None if value is None else canonical(value)
 

@@ -143,10 +143,10 @@ BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick:
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
 # every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
 # its prompts per RL step (8 prompts x G = 8: 64 completions) at half its learning rate, and half
-# its held-out problems, drawing exactly those prompts (no dynamic sampling: the tables of
-# docs/results.md were measured so). At 8 prompts and the preset's rate the noise of the small
-# batch undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
-SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=1.0)
+# its held-out problems, with dynamic sampling as the default has it (twice the prompts drawn,
+# the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the preset's rate
+# undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
+SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0)
 QUICK = dict(preset="smoke", rl_steps=3)
 
 

@@ -47,8 +47,9 @@ CASES = [
     (extract_answer, (t("It costs 1,234 dollars."),), "1234", "thousands separator"),
     (extract_answer, (t("12,345,678"),), "12345678", "several thousands groups"),
     (extract_answer, (t("1,000.5"),), "1000.5", "thousands and a decimal"),
-    (extract_answer, (t("1,23"),), "23", "comma without 3 digits splits two numbers"),
-    (extract_answer, (t("12,345,6789"),), "6789", "a bad last group splits off"),
+    (extract_answer, (t("1,23"),), None, "a comma without 3 digits: no thousands group"),
+    (extract_answer, (t("12,345,6789"),), None, "a bad last group: no number"),
+    (extract_answer, (t("1, 23"),), "23", "a list: the last number"),
     (extract_answer, (t("-5"),), "-5", "negative"),
     (extract_answer, (t("It fell to -12 degrees."),), "-12", "negative in a sentence"),
     (extract_answer, (t("+7"),), "7", "leading plus"),
@@ -88,6 +89,30 @@ CASES = [
     (extract_answer, ("<think>52-17=35.</think><answer>Ann has 4",), None, "truncated mid answer"),
     (extract_answer, ("43</answer>",), None, "closing tag only"),
     (extract_answer, ("</answer>43<answer>",), None, "tags in the wrong order"),
+    # policy 5: the number that decides stands alone, not an operand of what is not read
+    (extract_answer, ("$\\frac{1+\\sqrt{5}}{2}$",), None, "golden ratio: not 2"),
+    (extract_answer, ("$-[0,1)$",), None, "an interval: not 1"),
+    (extract_answer, (t("$-[0,1)$"),), None, "an interval in the span"),
+    (extract_answer, (t("2+3"),), None, "a sum is not its last term"),
+    (extract_answer, (t("2 + 3"),), None, "spaced sum"),
+    (extract_answer, (t("3 + 4 apples"),), None, "operand before a word"),
+    (extract_answer, (t("x^2"),), None, "an exponent"),
+    (extract_answer, (t("12 = 3*4"),), None, "a product on the right of ="),
+    (extract_answer, (t("12 = x"),), None, "the left side of an equation"),
+    (extract_answer, (t("sqrt(2)"),), None, "a function's argument"),
+    (extract_answer, (t("\\sqrt 2"),), None, "a latex command's argument"),
+    (extract_answer, (t("2\\pi"),), None, "a coefficient of a latex symbol"),
+    (extract_answer, (t("\\frac{1}{2}"),), None, "a latex fraction"),
+    (extract_answer, (t("5:30"),), None, "a time or a ratio"),
+    (extract_answer, (t("3 \u00d7 4"),), None, "a times sign"),
+    (extract_answer, (t("|-5|"),), None, "an absolute value"),
+    (extract_answer, (t("~43"),), None, "an approximation"),
+    (extract_answer, (t("x = 43"),), "43", "the right side of ="),
+    (extract_answer, (t("(43)"),), "43", "a number in parentheses of its own"),
+    (extract_answer, (t("Ann has 43 apples (after the trade)."),), "43", "prose parentheses"),
+    (extract_answer, (t("f(43)"),), None, "parentheses of a function"),
+    (extract_answer, (t("43!"),), "43", "an exclamation mark is prose"),
+    (extract_answer, (t("5\\%"),), "5", "latex percent is no command"),
     # GSM8K gold and the fallback
     (extract_answer, ("2+3=<<2+3=5>>5\n#### 72",), "72", "gsm8k gold"),
     (extract_answer, ("#### 1,450,000",), "1450000", "gsm8k gold with commas"),
@@ -110,15 +135,15 @@ CASES = [
     (extract_answer, ("It is 5. \\boxed{five}",), None, "number-less box"),
     (extract_answer, ("\\boxed{\\frac{1}{2}} or 3",), None, "nested braces are unreadable"),
     (extract_answer, ("It is 5, so \\boxed{5",), None, "unclosed box: truncated"),
-    (extract_answer, ("\\boxed{1{,}23}",), "23", "bad latex group in a box"),
+    (extract_answer, ("\\boxed{1{,}23}",), None, "bad latex group in a box"),
     (extract_answer, (t("3, so \\boxed{4}, not 5"),), "4", "box in the span decides"),
     (extract_answer, (t("\\boxed{}"),), None, "empty box in the span"),
     (extract_answer, (t("5", think="\\boxed{4}"),), "5", "box in think does not count"),
-    (extract_answer, ("\\boxed 4",), "4", "no brace: not a box, last number"),
+    (extract_answer, ("\\boxed 4",), None, "no brace: a latex command's argument"),
     # LaTeX thousands "{,}" and escaped dollar "\$"
     (extract_answer, (t("14{,}916"),), "14916", "latex thousands separator"),
     (extract_answer, (t("1{,}234{,}567.50"),), "1234567.5", "latex groups and a decimal"),
-    (extract_answer, (t("1{,}23"),), "23", "latex comma without 3 digits splits"),
+    (extract_answer, (t("1{,}23"),), None, "latex comma without 3 digits: no number"),
     (extract_answer, (t("\\$16386.17"),), "16386.17", "escaped dollar"),
     (extract_answer, (t("-\\$5"),), "-5", "minus before escaped dollar"),
     # unicode minus "−" and en dash "–" are signs; other dashes are punctuation
@@ -127,8 +152,8 @@ CASES = [
     (extract_answer, (t("$\u22125"),), "-5", "dollar then unicode minus"),
     (extract_answer, (t("\u20135"),), "-5", "en dash as minus"),
     (extract_answer, (t("52\u221217=35"),), "35", "unicode minus as subtraction"),
-    (extract_answer, (t("pages 52\u201317"),), "17", "en dash range: two numbers"),
-    (extract_answer, (t("5 \u2013 3"),), "3", "spaced en dash is no sign"),
+    (extract_answer, (t("pages 52\u201317"),), None, "en dash range: no one number"),
+    (extract_answer, (t("5 \u2013 3"),), None, "spaced en dash is no sign: an expression"),
     (extract_answer, (t("x \u20145"),), "5", "em dash is punctuation"),
     (extract_answer, ("It drops 10.\n#### \u221210",), "-10", "gsm8k with unicode minus"),
     (extract_answer, ("\\boxed{\u22125}",), "-5", "unicode minus in a box"),
@@ -282,8 +307,9 @@ def test_hostile(hostile):
 
 
 def test_hostile_never_evaluated():
-    # "9**9**9" reads as the last number, 9; it is never computed, and "1e999999" is no number
-    assert extract_answer(t("9**9**9")) == "9"
+    # "9**9**9" is an expression, so no answer; it is never computed, and "1e999999" is no number
+    assert extract_answer(t("9**9**9")) is None
+    assert extract_answer(t("9 ** 9 ** 9")) is None
     assert extract_answer(t("1e999999")) is None
     assert extract_answer(t("__import__('os').system('ls')")) is None
 
