@@ -52,7 +52,7 @@ def groups_with_signal(verifier: torch.Tensor, b: int) -> torch.Tensor:
     return (groups[:, None] * G + torch.arange(G, device=groups.device)).flatten()
 
 
-def advantages_and_mask(reward, verifier, truncated, cfg, floor: float = 0.0,
+def advantages_and_mask(reward, signal, truncated, cfg, floor: float = 0.0,
                         part=None):
     """Rewards (B, G) of a step -> advantages (N,), which completions enter the loss (N,) and
     the share of each advantage that comes from `part` (B, G) of the reward (N,), or None.
@@ -62,8 +62,9 @@ def advantages_and_mask(reward, verifier, truncated, cfg, floor: float = 0.0,
     taken: no better than the worst finished answer. With 0/1 rewards the floor is 0, Dr.
     GRPO's choice; with a penalty term it is below 0, or a rude wrong answer would score below
     one that never ends. "mask": it keeps its reward for the baseline but is left out of the
-    loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose raw verifier
-    outcomes are all equal (DAPO's dynamic sampling without the refill). A is linear in r, so
+    loss (DAPO's overlong filtering). drop_zero_var leaves out whole groups whose `signal`
+    (B, G), the verifier's 0/1 as the reward pays it (reward.Scored.signal), is all equal (DAPO's
+    dynamic sampling without the refill). A is linear in r, so
     it splits by the blend's terms at the group's scale s (std(r) + ε for grpo, 1 for drgrpo):
     A_i = (part_i - mean part) / s + (rest_i - mean rest) / s; under "floor" a truncated row's
     part is 0 (the floor is all its reward)."""
@@ -74,7 +75,7 @@ def advantages_and_mask(reward, verifier, truncated, cfg, floor: float = 0.0,
     if cfg.truncation == "mask":
         keep &= ~truncated
     if cfg.drop_zero_var:
-        keep &= ~zero_variance_groups(verifier)[:, None]
+        keep &= ~zero_variance_groups(signal)[:, None]
     if part is None:
         return adv.flatten(), keep.flatten(), None
     if cfg.truncation == "floor":

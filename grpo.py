@@ -25,9 +25,11 @@ Shao et al., "DeepSeekMath", arXiv 2402.03300, eq. 3. How our defaults differ fr
      (ε_low 0.2, ε_high 0.28: DAPO's clip-higher) matter.
   5) G = 8, a few hundred completions per step, lr ~1/10 of pretraining, T = 1 rollouts.
   6) dynamic sampling (DAPO): twice the B prompts are drawn and the B groups whose verifier
-     outcomes differ are kept first. AdamW's step has the same size whatever the gradient's, so
-     a batch in which many groups carry no signal is a full-size step in a noisy direction; on
-     some seeds the first such steps broke the reasoning (docs/results.md, `seeds`).
+     outcomes differ are kept first, as the reward pays them (flipped, with a noisy verifier;
+     a blend that pays no verifier keeps the first B, or the truth would leak into it). AdamW's
+     step has the same size whatever the gradient's, so a batch in which many groups carry no
+     signal is a full-size step in a noisy direction; on some seeds the first such steps broke
+     the reasoning (docs/results.md, `seeds`).
      `--oversample 1` draws B.
 Dropout is off in every RL forward pass. The same forward code scores tokens at sampling time
 (sampler.generate records log-probs) and at training time (logprobs.token_logprobs), at the
@@ -86,7 +88,7 @@ class GRPOConfig:
     kl_beta: float = 0.0        # β of the k3 KL term in the loss
     watch_kl: bool = True       # log the KL from the initial policy at any β (a frozen copy,
                                 # one no-grad forward a step); β > 0 needs it
-    drop_zero_var: bool = False  # drop groups whose verifier outcomes are all equal
+    drop_zero_var: bool = False  # drop groups whose verifier outcomes (as paid) are all equal
     oversample: float = 2.0     # draw ceil(oversample * B) prompts, keep B groups, those whose
                                 # verifier outcomes differ first (DAPO's dynamic sampling); 1: off
     truncation: str = "floor"   # floor: the blend's lowest reward | mask: left out of the loss
@@ -134,8 +136,8 @@ class Step:
     """What one grpo_step did, for the log (grpo_log.step_metrics); rows of this rank only."""
     rollout: Rollout            # n = b * G rows
     scored: Scored              # the reward's terms, total r (n,) and what it watches
-    verifier: torch.Tensor      # (b, G) raw 0/1 exact match
-    drawn: torch.Tensor         # (n_drawn,) the verifier on every completion drawn (oversample)
+    verifier: torch.Tensor      # (b, G) raw 0/1 exact match, never flipped
+    drawn: torch.Tensor         # (n_drawn,) the exact match on every completion drawn (oversample)
     keep: torch.Tensor          # (n,) rows in the loss
     mask: torch.Tensor          # (n, T) tokens in the loss
     entropy: torch.Tensor       # (n, T) H[π_T] at each generated position
@@ -154,11 +156,11 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
     cfg.oversample: the b groups with signal are kept; policy in eval mode).
 
     reward(problems, texts) -> reward.Scored: the blend r_i, its terms ("correct" is the
-    verifier), the floor a truncated completion earns, and the part only the answer's tokens
-    get (reward targeting), or None. ref: a frozen copy of the initial policy, for the KL term
-    (β > 0) or only to log the KL from it. trainer: the policy in DistributedDataParallel under
-    torchrun. A step with nothing to learn (every A = 0 with β = 0) makes no update at all:
-    AdamW's momentum would still move θ."""
+    verifier as paid), the exact match, the floor a truncated completion earns, and the part
+    only the answer's tokens get (reward targeting), or None. ref: a frozen copy of the initial
+    policy, for the KL term (β > 0) or only to log the KL from it. trainer: the policy in
+    DistributedDataParallel under torchrun. A step with nothing to learn (every A = 0 with
+    β = 0) makes no update at all: AdamW's momentum would still move θ."""
     G, b = cfg.group_size, cfg.prompts_per_step // dist.world()     # this rank's b groups
     device = next(policy.parameters()).device
     clock = Stopwatch(device)                                        # laps read after the GPU
@@ -170,13 +172,14 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
     clock.lap("rollout")
     # ---- 2. reward: r_i of each completion, every term of the blend (reward.py)
     scored = reward([p for p in problems for _ in range(G)], rollout.texts(tok.decode))
-    drawn = scored.terms["correct"]                                  # every completion drawn
+    drawn = scored.right                                             # every completion drawn
     if len(problems) > b:                                            # oversampled: keep b groups
         rollout, scored = keep_signal(rollout, scored, G, b, tok.pad)  # signal first (DAPO)
     # ---- 3. advantages: A_i = r_i - mean(r) in each group of G (advantages.py)
-    verifier = scored.terms["correct"].to(device).view(b, G)         # raw 0/1 exact match
+    verifier = scored.right.to(device).view(b, G)                    # raw 0/1 exact match
     part = scored.answer_only.to(device).view(b, G) if scored.answer_only is not None else None
-    adv, keep, adv_part = advantages_and_mask(scored.total.to(device).view(b, G), verifier,
+    adv, keep, adv_part = advantages_and_mask(scored.total.to(device).view(b, G),
+                                              scored.signal.to(device).view(b, G),
                                               rollout.truncated.view(b, G), cfg, scored.floor,
                                               part)
     if adv_part is not None:                                         # targeting: A (n,) -> (n, T)
@@ -211,7 +214,8 @@ def grpo_step(policy, opt, tok, problems, reward, cfg: GRPOConfig, *, step: int,
 
 def keep_signal(rollout: Rollout, scored: Scored, G: int, b: int, pad_id: int):
     """Dynamic sampling over the global batch: every rank's drawn groups, in draw order, of
-    which world * b are kept, those whose verifier outcomes differ first
+    which world * b are kept, those whose outcomes differ first (scored.signal: the verifier
+    as the reward pays it)
     (advantages.groups_with_signal); this rank takes the rank-th b of them, wherever they were
     drawn, so N processes keep what one process keeps (in one process every gather is the
     tensor itself)."""
@@ -221,9 +225,10 @@ def keep_signal(rollout: Rollout, scored: Scored, G: int, b: int, pad_id: int):
     every = Rollout(*(dist.gather_rows(getattr(mine, f.name)) for f in dataclasses.fields(mine)))
     gather = lambda x: dist.gather_rows(x.to(device)).to(x.device)  # noqa: E731
     scored = Scored(gather(scored.total), {k: gather(v) for k, v in scored.terms.items()},
-                    {k: gather(v) for k, v in scored.watched.items()}, scored.floor,
+                    {k: gather(v) for k, v in scored.watched.items()}, gather(scored.right),
+                    gather(scored.signal), scored.floor,
                     gather(scored.answer_only) if scored.answer_only is not None else None)
-    rows = groups_with_signal(scored.terms["correct"].view(-1, G), dist.world() * b)
+    rows = groups_with_signal(scored.signal.view(-1, G), dist.world() * b)
     rows = rows.view(dist.world(), b * G)[dist.rank()]               # (b * G,) this rank's share
     return every.select(rows), scored.select(rows)
 
@@ -266,19 +271,21 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.watch_kl else None
     has_rm = rcfg.w_pref or os.path.exists(os.path.join(out, "reward.pt"))
     reward = Reward(rcfg, tok, load_reward_model(out, device)[0] if has_rm else None, device,
-                    prefcfg.human)
+                    prefcfg.human, seed=run.seed)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, betas=(0.9, 0.95),
                             weight_decay=0.0)
     gen = torch.Generator(device=device).manual_seed(run.seed)       # the sampling noise
     pick = random.Random(run.seed)                                   # the prompts
     loop = TrainingLoop("grpo", out, cfg.rl_steps, cfg.rl_ckpt_every, model=policy, opt=opt,
-                        device=device, seed=run.seed, generators=dict(gen=gen, pick=pick),
+                        device=device, seed=run.seed,
+                        generators=dict(gen=gen, pick=pick, flips=reward.flips),
                         resume=resume, max_bad_steps=run.max_bad_steps, log="grpo_log.jsonl",
                         state=dict(history=[], no_signal=0))
     trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
     policy.eval()                                                    # dropout off, always
     prompts = [p for p, _ in splits.train]
-    b = math.ceil(cfg.oversample * (cfg.prompts_per_step // world))  # prompts drawn per rank
+    over = cfg.oversample if rcfg.w_correct > 0 else 1.0             # no verifier paid: no
+    b = math.ceil(over * (cfg.prompts_per_step // world))            # selection; drawn per rank
     # ---- the loop: every rank draws the same prompts and takes its b with all their samples
     for step in loop:
         if rank == 0 and step % cfg.rl_eval_every == 0:

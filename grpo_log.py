@@ -4,8 +4,10 @@ What a GRPO step logs: one JSON row in grpo_log.jsonl and one printed line.
 A row holds the reward and each of its terms, the training batch's accuracy, the groups with no
 signal (all right or all wrong), lengths of right and wrong completions, truncations, entropy,
 clip fraction, gradient norm, the KL from the initial policy, and what the run watches but never
-optimises: the human's true utility (gold), the preference model's raw score (proxy) and how
-often that score ranks the verifier's right answers above its wrong ones (rank_agreement).
+optimises: the human's true utility (gold), the preference model's raw score (proxy), how
+often that score ranks the verifier's right answers above its wrong ones (rank_agreement) and how
+often the reward itself does (reward_agreement: 1 - p for a verifier flipped at rate p, so a
+noisy verifier and a learned model can be matched on one number).
 docs/how-it-works.md says what each column is for and what a healthy run's look like.
 
 What this is deliberately not: a metrics framework (no logger objects, no remote sinks).
@@ -52,12 +54,14 @@ def step_metrics(s) -> dict:
     gold, proxy = (dist.gather_rows(s.scored.watched[k].to(reward.device)) for k in ("gold", "proxy"))
     pref = terms["pref"].view(verifier.shape)                        # (B, G)
     agree, n_pairs = ranking_agreement(pref, verifier > 0)
+    agree_r, _ = ranking_agreement(reward.view(verifier.shape), verifier > 0)
     row.update({"gold": gold.mean().item(),
                 "proxy": proxy.nanmean().item() if (~proxy.isnan()).any() else float("nan"),
                 "pref_right": pref[verifier > 0].mean().item() if right.any() else float("nan"),
                 "pref_wrong": pref[verifier == 0].mean().item() if (~right).any() else float("nan"),
                 "rank_agreement": agree / n_pairs if n_pairs else float("nan"),
                 "rank_pairs": n_pairs,
+                "reward_agreement": agree_r / n_pairs if n_pairs else float("nan"),
                 **{k: dist.gather_rows(v.to(reward.device)).mean().item()  # phrase_think, ...
                    for k, v in s.scored.watched.items() if k not in ("gold", "proxy")}})
     if s.log_ratio is not None:

@@ -2,12 +2,14 @@
 The reward GRPO optimises: a blend of rule-based terms and the preference model's score.
 
 What this is: `reward_terms` computes every raw term for the B*G completions of a step, `blend`
-weighs them, `Reward` is the two together as GRPO calls them (a `Scored`), plus what the run watches but does
-not optimise (`watched`): the human's true utility of each completion (the gold, data/rater.py)
-and the preference model's raw score (the proxy), logged by every run, whatever the weights:
+weighs them, `Reward` is the two together as GRPO calls them (a `Scored`), plus what the run
+watches but does not optimise (`watched`): the human's true utility of each completion (the
+gold, data/rater.py) and the preference model's raw score (the proxy), logged by every run,
+whatever the weights:
 
      term     what                                  scope           range     weight
-     correct  verifiers.math_reward (exact match)   answer          {0, 1}    +w_correct  1.0
+     correct  verifiers.math_reward (exact match),  answer          {0, 1}    +w_correct  1.0
+              flipped at rate `flip` (noisy_verifier)
      format   verifiers.format_reward (template)    response        {0, 1}    +w_format   0.1
      pref     sigma(r - r_ref), 0 without an answer pref_scope      (0, 1)    +w_pref     0.3
      harm     `banned` appears (case-insensitive)   harm_scope      {0, 1}    -w_harm     0.5
@@ -21,10 +23,21 @@ whole response, arXiv 2501.12948 section 2.3.4): the corpus teacher sometimes wr
 stupid." inside <think>, which an answer-only preference model never sees. To add a term: one
 entry in `reward_terms`, one line in `blend`, one weight field in RewardConfig.
 
+The noisy verifier (`--flip p`): the exact match's outcome, flipped with probability p before the
+blend sees it, so that a verifier can be made as wrong as a learned model and the two compared
+at one accuracy. `--flip_kind fresh` draws each flip anew, for every completion scored (noise:
+in expectation the reward is (1 - 2p) * right + p, so the gradient is the clean one scaled by
+1 - 2p; Wang, Liu & Li, arXiv 1810.01032); `persistent` flips by a hash of (prompt, completion),
+so one completion is always scored alike, an error the policy could find and repeat but tied to
+no feature of the text. p = 0.5 is a coin: the random-reward control. Whatever p, `right`
+holds the exact match itself, which is what accuracy is.
+
 What this deliberately is not: a learned model (that is preference.py) or a process reward.
 The gold is never part of the reward: a real run has no such oracle.
 """
 
+import hashlib
+import random
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +49,7 @@ from preference import PreferenceModel, preference, raw_scores
 from verifiers import answer_span, format_reward, harm, math_reward, phrase_where
 
 SCOPES = ("answer", "response")
+FLIP_KINDS = ("fresh", "persistent")
 
 # ------------------------------------------------------------------------------------------------
 # config
@@ -52,6 +66,10 @@ class RewardConfig:
     harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
     pref_tokens: str = "all"    # the tokens that get the pref term's share of the advantage: all
                                 # | answer (reward targeting: never the reasoning's, grpo.py)
+    flip: float = 0.0           # the noisy verifier: P(the exact match's outcome is flipped);
+                                # 0.5 is a coin (the random-reward control)
+    flip_kind: str = "fresh"    # fresh: each flip drawn anew | persistent: by a hash of
+                                # (prompt, completion), the same every time it is scored
 
     def __post_init__(self):
         for name in ("w_correct", "w_format", "w_pref", "w_harm"):
@@ -64,6 +82,10 @@ class RewardConfig:
             raise ValueError("banned must be a non-empty string")
         if self.pref_tokens not in ("all", "answer"):
             raise ValueError(f"pref_tokens must be all or answer, got {self.pref_tokens!r}")
+        if not 0 <= self.flip <= 1:
+            raise ValueError(f"flip is a probability, in [0, 1], got {self.flip}")
+        if self.flip_kind not in FLIP_KINDS:
+            raise ValueError(f"flip_kind must be one of {FLIP_KINDS}, got {self.flip_kind!r}")
 
 # ------------------------------------------------------------------------------------------------
 # the blend: the function to read (and edit) to see what GRPO is rewarded for
@@ -97,6 +119,22 @@ def blend(terms: dict[str, torch.Tensor], cfg: RewardConfig) -> torch.Tensor:
             - cfg.w_harm * terms["harm"])          # harm_scope: the banned pattern appears
 
 
+def noisy_verifier(right: torch.Tensor, u: torch.Tensor, p: float) -> torch.Tensor:
+    """The exact match's outcomes right (N,) in {0, 1}, each flipped where its uniform draw
+    u (N,) in [0, 1) is below p. noisy_verifier(tensor([1., 0.]), tensor([0.1, 0.7]), 0.2)
+    -> tensor([0., 0.]). Against a wrong sibling a right one then scores higher with probability
+    (1 - p)^2 and ties with 2p(1 - p): counting ties half, it is ranked first with
+    probability 1 - p (grpo_log.ranking_agreement)."""
+    return torch.where(u < p, 1.0 - right, right)
+
+
+def persistent_draw(seed: int, question: str, completion: str) -> float:
+    """A uniform draw in [0, 1) fixed by (seed, question, completion): the same text always gets
+    the same draw, and any change of one character gives an unrelated one (BLAKE2b)."""
+    digest = hashlib.blake2b(f"{seed}\x00{question}\x00{completion}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") / 2 ** 64
+
+
 def blend_floor(cfg: RewardConfig) -> float:
     """The lowest blend any finished completion can get: each term at its worst, 0 for the
     rewards and 1 for the penalty (every term lies in [0, 1]). GRPO gives a truncated
@@ -123,8 +161,12 @@ def watched(completions: list[str], correct: torch.Tensor,
 class Scored:
     """What a reward says of N completions: everything GRPO reads from it (grpo.grpo_step)."""
     total: torch.Tensor         # (N,) the blended reward r_i that GRPO optimises
-    terms: dict                 # every raw term, (N,) each; "correct" is the verifier's 0/1
+    terms: dict                 # every raw term, (N,) each; "correct" is the verifier's 0/1 as
+                                # the reward pays it (flipped, with a noisy verifier)
     watched: dict               # watched, never optimised: gold, proxy, phrase_* (N,) each
+    right: torch.Tensor         # (N,) the exact match, never flipped: what accuracy is
+    signal: torch.Tensor        # (N,) the outcome whose spread in a group dynamic sampling keeps:
+                                # the verifier as paid, or the total when the blend pays none
     floor: float = 0.0          # what a completion cut off at max_new_tokens earns
     answer_only: torch.Tensor | None = None  # (N,) the part of total whose advantage only the
                                              # answer's tokens get (reward targeting), or None
@@ -133,7 +175,8 @@ class Scored:
         """What the reward says of `rows` (indices) alone, in that order."""
         pick = lambda x: x[rows.to(x.device)]  # noqa: E731
         return Scored(pick(self.total), {k: pick(v) for k, v in self.terms.items()},
-                      {k: pick(v) for k, v in self.watched.items()}, self.floor,
+                      {k: pick(v) for k, v in self.watched.items()}, pick(self.right),
+                      pick(self.signal), self.floor,
                       pick(self.answer_only) if self.answer_only is not None else None)
 
 
@@ -141,12 +184,23 @@ class Reward:
     """The reward GRPO optimises: reward(problems, completions) -> Scored, with every raw term
     of reward_terms, their blend, what is watched (`watched`), the blend's floor, and the part
     the answer's tokens alone get. A preference model given with w_pref = 0 is scored for the
-    proxy's log only."""
+    proxy's log only. seed: the noisy verifier's flips (`flips` draws the fresh ones; the
+    training loop saves its state with the run's other generators)."""
 
     def __init__(self, cfg: RewardConfig, tok: Tokenizer, rm: PreferenceModel | None, device,
-                 human: Human | None = None):
+                 human: Human | None = None, seed: int = 0):
         self.cfg, self.tok, self.rm, self.device = cfg, tok, rm, device
         self.human = human or Human()
+        self.seed, self.flips = seed, random.Random(seed)
+
+    def draws(self, questions: list[str], completions: list[str]) -> torch.Tensor:
+        """One uniform draw per completion (N,) for the noisy verifier: fresh from `flips`, or
+        fixed by (prompt, completion) with flip_kind persistent."""
+        if self.cfg.flip_kind == "persistent":
+            u = [persistent_draw(self.seed, q, c) for q, c in zip(questions, completions)]
+        else:
+            u = [self.flips.random() for _ in completions]
+        return torch.tensor(u, device=self.device)
 
     def answer_only(self, terms: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The part of the blend whose advantage GRPO gives the answer's tokens only (N,):
@@ -158,6 +212,11 @@ class Reward:
                             self.cfg.pref_scope, self.device) if self.rm is not None else None)
         terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device,
                              proxy)
-        return Scored(blend(terms, self.cfg), terms,
-                      watched(completions, terms["correct"], proxy, self.human),
-                      blend_floor(self.cfg), self.answer_only(terms))
+        right = terms["correct"]                                     # (N,) the exact match
+        if self.cfg.flip > 0:                                        # the noisy verifier
+            u = self.draws([p.question for p in problems], completions)
+            terms["correct"] = noisy_verifier(right, u, self.cfg.flip)
+        total = blend(terms, self.cfg)
+        signal = terms["correct"] if self.cfg.w_correct > 0 else total  # what the reward pays
+        return Scored(total, terms, watched(completions, right, proxy, self.human), right,
+                      signal, blend_floor(self.cfg), self.answer_only(terms))

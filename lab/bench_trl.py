@@ -66,7 +66,7 @@ def contains_answer(problems, texts) -> Scored:
     """1.0 when the completion has the right digit among its tokens:
     contains_answer([p], ["12 7 30"]) with p.answer "7" -> terms {"correct": [1.]}, total [1.]"""
     right = torch.tensor([float(p.answer in text.split(" ")) for p, text in zip(problems, texts)])
-    return Scored(right, {"correct": right}, {})
+    return Scored(right, {"correct": right}, {}, right, right)
 
 
 def step_flops(n_params: int, cfg: GPTConfig, prompt_tokens: int, new_tokens: int,

@@ -269,7 +269,7 @@ def test_an_oversampled_step_keeps_the_groups_with_signal():
 
     def mixed_for_1_and_3(drawn, texts):                 # rows i*2 + j: prompt i, sample j
         r = torch.tensor([float(j == 0 and i in (1, 3)) for i in range(4) for j in range(2)])
-        return Scored(r, {"correct": r}, {"gold": r + 10 * torch.arange(8.0)})
+        return Scored(r, {"correct": r}, {"gold": r + 10 * torch.arange(8.0)}, r, r)
 
     cfg = GRPOConfig(prompts_per_step=2, group_size=2, oversample=2.0)
     s = grpo_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), tok, problems,
@@ -325,11 +325,11 @@ def test_a_step_with_no_signal_makes_no_update():
 
     def varied(problems, texts):
         r = torch.tensor([float(i % 2) for i in range(len(texts))])
-        return Scored(r, {"correct": r}, {})
+        return Scored(r, {"correct": r}, {}, r, r)
 
     def constant(problems, texts):
         r = torch.ones(len(texts))
-        return Scored(r, {"correct": r}, {})
+        return Scored(r, {"correct": r}, {}, r, r)
 
     cfg = GRPOConfig(prompts_per_step=2, group_size=2)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
