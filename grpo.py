@@ -62,7 +62,7 @@ from advantages import advantages_and_mask, groups_with_signal, targeted_advanta
 from checkpoint import load_model, save_model
 from device import Stopwatch, release_free_memory
 from evaluate import evaluate
-from grpo_log import step_line, step_metrics
+from grpo_log import heldout_watch, step_line, step_metrics
 from grpo_loss import kl_k3, update
 from logprobs import chunked_logprobs
 from loop import TrainingLoop
@@ -98,6 +98,10 @@ class GRPOConfig:
                                 # B*G rows is accumulated over chunks of this many (the same
                                 # step in less memory); 0 = all rows at once
     rl_eval_every: int = 25     # quick held-out greedy accuracy every N steps
+    heldout_every: int = 0      # every N steps: accuracy, gold, proxy and rank agreement of G
+                                # samples of heldout_prompts fixed held-out problems, into
+                                # grpo_log.jsonl (grpo_log.heldout_watch); 0: off
+    heldout_prompts: int = 32   # the held-out watch's problems (the first of the in_dist set)
     rl_ckpt_every: int = 10     # save grpo.state.pt (for --resume) every N steps
 
     def __post_init__(self):
@@ -108,15 +112,15 @@ class GRPOConfig:
                 raise ValueError(f"--{name} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")
         for name in ("rl_steps", "prompts_per_step", "group_size", "inner_epochs", "rl_eval_every",
-                     "rl_ckpt_every"):
+                     "rl_ckpt_every", "heldout_prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.group_size < 2:    # G = 1: every advantage is 0 (Dr. GRPO), or std = NaN (GRPO)
             raise ValueError(f"--group_size must be >= 2: a lone sample is its group's mean, so "
                              f"its advantage is always 0, got {self.group_size}")
-        if self.rl_warmup < 0 or self.rl_micro_batch < 0:
-            raise ValueError(f"--rl_warmup and --rl_micro_batch must be >= 0, got "
-                             f"{self.rl_warmup} and {self.rl_micro_batch}")
+        if self.rl_warmup < 0 or self.rl_micro_batch < 0 or self.heldout_every < 0:
+            raise ValueError(f"--rl_warmup, --rl_micro_batch and --heldout_every must be >= 0, "
+                             f"got {self.rl_warmup}, {self.rl_micro_batch}, {self.heldout_every}")
         if not self.oversample >= 1:
             raise ValueError(f"--oversample must be >= 1 (1: off), got {self.oversample}")
         for name in ("rl_lr", "std_eps", "rl_temperature", "rl_grad_clip"):
@@ -286,17 +290,23 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     prompts = [p for p, _ in splits.train]
     over = cfg.oversample if rcfg.w_correct > 0 else 1.0             # no verifier paid: no
     b = math.ceil(over * (cfg.prompts_per_step // world))            # selection; drawn per rank
+    held_out = splits.in_dist[:cfg.heldout_prompts]                  # the held-out watch's set
+
+    def watch() -> dict:                                             # grpo_log.heldout_watch
+        return heldout_watch(policy, tok, held_out, reward, cfg.group_size, run.max_new_tokens,
+                             run.seed, cfg.rl_temperature)
     # ---- the loop: every rank draws the same prompts and takes its b with all their samples
     for step in loop:
         if rank == 0 and step % cfg.rl_eval_every == 0:
             quick_eval(policy, tok, splits, run, step, cfg.rl_steps)
+        held = watch() if rank == 0 and cfg.heldout_every and step % cfg.heldout_every == 0 else {}
         release_free_memory()                # or the heap grows step by step (rollouts vary)
         problems = [pick.choice(prompts) for _ in range(b * world)]
         s = grpo_step(policy, opt, tok, problems[rank * b:(rank + 1) * b], reward, cfg,
                       step=step, gen=gen, guard=loop.guard, max_new_tokens=run.max_new_tokens,
                       ref=ref, trainer=trainer)
         loop.state["no_signal"] += int(not s.updated)
-        row = {"step": step, **step_metrics(s), "skipped": loop.guard.skipped,
+        row = {"step": step, **step_metrics(s), **held, "skipped": loop.guard.skipped,
                "no_signal": loop.state["no_signal"]}
         loop.log(row)
         if rank == 0:
@@ -314,6 +324,8 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
                "train_accuracy_last10": sum(acc[-10:]) / len(acc[-10:]),
                "skipped_updates": loop.guard.skipped, "no_signal_steps": loop.state["no_signal"],
                "time_s": loop.elapsed()}
+    if cfg.heldout_every:                                            # after the last step
+        summary["heldout_final"] = watch()
     return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}
 
 

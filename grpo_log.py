@@ -7,7 +7,9 @@ clip fraction, gradient norm, the KL from the initial policy, and what the run w
 optimises: the human's true utility (gold), the preference model's raw score (proxy), how
 often that score ranks the verifier's right answers above its wrong ones (rank_agreement) and how
 often the reward itself does (reward_agreement: 1 - p for a verifier flipped at rate p, so a
-noisy verifier and a learned model can be matched on one number).
+noisy verifier and a learned model can be matched on one number). `heldout_watch` measures the
+same things where they can be trusted: on a fixed held-out set, at a fixed cadence, never on the
+training batch (whose prompts the policy is being fitted to, step by step).
 docs/how-it-works.md says what each column is for and what a healthy run's look like.
 
 What this is deliberately not: a metrics framework (no logger objects, no remote sinks).
@@ -17,6 +19,9 @@ import torch
 
 import dist
 from advantages import zero_variance_groups
+from preference import raw_scores
+from reward import reward_terms, watched
+from sampler import generate
 
 
 def step_metrics(s) -> dict:
@@ -81,6 +86,34 @@ def ranking_agreement(score: torch.Tensor, right: torch.Tensor) -> tuple[float, 
     pairs = right[:, :, None] & ~right[:, None, :]                   # (B, G, G) i right, j wrong
     hit = torch.where(diff > 0, 1.0, torch.where(diff == 0, 0.5, 0.0))  # (B, G, G)
     return (hit * pairs).sum().item(), int(pairs.sum().item())
+
+
+@torch.no_grad()
+def heldout_watch(policy, tok, problems, reward, k: int, max_new_tokens: int, seed: int,
+                  temperature: float = 1.0) -> dict:
+    """The policy on a fixed held-out set, k samples per problem at the rollout temperature, with
+    the same sampling noise at every call (seed): accuracy (the exact match, never flipped), gold
+    (the human's true utility), proxy (the preference model's raw score) and how often its
+    σ(r - r_ref) ranks a right sample above a wrong one of the same problem. Keys "heldout/...";
+    proxy and rank_agreement are NaN without a preference model."""
+    device = next(policy.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    texts = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=k,
+                     max_new_tokens=max_new_tokens, temperature=temperature,
+                     stop_ids=[tok.answer_end, tok.eot], pad_id=tok.pad,
+                     generator=gen).texts(tok.decode)
+    each = [p for p in problems for _ in range(k)]                   # problem of each text
+    proxy = (raw_scores(reward.rm, tok, [p.question for p in each], texts, reward.cfg.pref_scope,
+                        device) if reward.rm is not None else None)
+    terms = reward_terms(each, texts, reward.rm, tok, reward.cfg, device, proxy)
+    right = terms["correct"].cpu()                                   # (n * k,) exact, unflipped
+    seen = watched(texts, right, proxy, reward.human)
+    agree, n_pairs = ranking_agreement(terms["pref"].cpu().view(-1, k), right.view(-1, k) > 0)
+    has_proxy = reward.rm is not None and bool((~seen["proxy"].isnan()).any())
+    return {"heldout/accuracy": right.mean().item(), "heldout/gold": seen["gold"].mean().item(),
+            "heldout/proxy": seen["proxy"].nanmean().item() if has_proxy else float("nan"),
+            "heldout/rank_agreement": (agree / n_pairs if n_pairs and reward.rm is not None
+                                       else float("nan"))}
 
 
 def step_line(row: dict, terms: list[str]) -> str:

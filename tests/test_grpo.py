@@ -15,11 +15,11 @@ from bradley_terry import PreferenceConfig
 from checkpoint import save_model
 from grpo import GRPOConfig, grpo_step, rl_lr_at, train_grpo
 from grpo_loss import kl_k3, policy_loss, update
-from grpo_log import ranking_agreement
+from grpo_log import heldout_watch, ranking_agreement
 from guard import SkipNonFinite
 from logprobs import micro_batches, token_logprobs
 from model import GPT, GPTConfig
-from reward import RewardConfig, Scored
+from reward import Reward, RewardConfig, Scored
 from sampler import generate
 from train import RunConfig
 
@@ -285,7 +285,9 @@ def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path, oversam
     """Two steps of the grpo stage from a pretrain.pt built with dropout 0.5: the policy samples
     and trains in eval mode (dropout in RL makes the sampled and the trained policy differ), so
     at step 0, before any update, the trained log-probs equal the frozen reference's: KL 0. The
-    JSONL log has a row a step, and rl.pt is written; oversampled or not."""
+    JSONL log has a row a step, and rl.pt is written; oversampled or not. The held-out watch
+    (--heldout_every 1) is in every row, and at step 0 it is the pretrained policy's, sampled
+    with the run's seed: the same numbers as heldout_watch on the saved model."""
     splits = make_splits(TaskConfig(n_train=50, n_eval=4))
     tok = Tokenizer(train_bpe([p.prompt + s.think + s.answer_text for p, s in splits.train], 300))
     tok.save(str(tmp_path / "tokenizer.tiktoken"))
@@ -293,10 +295,13 @@ def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path, oversam
     model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=96, n_layer=1, n_head=2, n_embd=16,
                           dropout=0.5))
     save_model(str(tmp_path), "pretrain", model, {"tokenizer": tok.fingerprint})
+    before = heldout_watch(model.eval(), tok, splits.in_dist[:3], Reward(
+        RewardConfig(w_pref=0.0), tok, None, "cpu"), 2, 16, seed=0)
     figures = train_grpo(RunConfig(seed=0, max_new_tokens=16), RewardConfig(w_pref=0.0),
                          PreferenceConfig(), GRPOConfig(rl_steps=2, prompts_per_step=2,
                                                         group_size=2, rl_eval_every=1,
-                                                        oversample=oversample),
+                                                        oversample=oversample, heldout_every=1,
+                                                        heldout_prompts=3),
                          str(tmp_path), "cpu", splits)
     rows = [json.loads(line) for line in (tmp_path / "grpo_log.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {"reward", "r/correct", "zero_var", "entropy", "clip_frac",
@@ -305,6 +310,10 @@ def test_the_stage_trains_with_dropout_off_and_logs_every_step(tmp_path, oversam
     assert rows[0]["kl_k1_seq"] == pytest.approx(0.0, abs=1e-5)
     assert rows[0]["kl_k3"] == pytest.approx(0.0, abs=1e-6)
     assert (tmp_path / "rl.pt").exists() and figures["grpo"]["steps"] == 2
+    for key, value in before.items():                                 # no preference model:
+        assert rows[0][key] == pytest.approx(value, nan_ok=True)      # proxy, agreement NaN
+    assert math.isnan(before["heldout/proxy"]) and 0 <= before["heldout/accuracy"] <= 1
+    assert "heldout/gold" in rows[1] and set(figures["grpo"]["heldout_final"]) == set(before)
 
 
 def test_a_step_with_no_signal_makes_no_update():
