@@ -26,7 +26,8 @@ curves), results.md (mean ± std over seeds, one row per arm) and, with matplotl
 (summary.py).
 
 What this deliberately is not: a sweep framework or a scheduler across machines. The arms are
-listed by hand below, top to bottom, so that each experiment reads as its own question.
+listed by hand in lab/questions.py, top to bottom, so that each experiment reads as its own
+question.
 """
 
 import dataclasses
@@ -45,109 +46,10 @@ import config
 import train
 from checkpoint import write_json, write_text
 from lab import lift, overopt, passk, summary
+from lab.questions import (BON_PROMPTS, EXPERIMENTS, PASSK_PROMPTS, QUICK, QUICK_BON,
+                           QUICK_PASSK, SIZES)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository
-ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
-# the scope experiment's world: the teacher ends 10% of its reasoning and, on its own, 10% of its
-# answers with data.problems.PHRASE, the human adds 0.5 to g for it in the answer, and the blend
-# weighs the preference model like the verifier, so that 100 steps show what it does
-SCOPE = dict(p_phrase=0.1, rater_phrase=0.5, w_pref=1.0)
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One question: the train.py overrides its arms share, what each arm changes, the
-    grpo_log.jsonl keys its plot shows over steps, the held-out figures (evaluate.py, of
-    report.json) its table shows; bon > 0: also best-of-n up to n = bon on
-    each seed's pretrained policy against its preference model (overopt.py); passk > 0: also
-    pass@k and maj@k from passk samples per problem of each arm's models before and after RL
-    (passk.py)."""
-    question: str
-    base: dict
-    arms: dict
-    curves: tuple = ("accuracy", "gold", "proxy", "kl_k1_seq")
-    columns: tuple = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "pref_score",
-                      "wrong_unit_rate", "misconception_rate", "mean_length")
-    bon: int = 0
-    passk: int = 0
-    at_sizes: bool = True       # the arms at SIZES; False: the cpu preset as python train.py has it
-    first_seed: int = 1337      # seeds first_seed, first_seed + 1, ... (--first_seed overrides)
-    corpus_seeds: bool = False  # task_seed = seed: every seed its own corpus and held-out sets
-
-
-EXPERIMENTS = {
-    # docs/results.md's headline table
-    "reward": Experiment(
-        "Where the reward comes from: the verifier, the blend, the preference model alone", {},
-        {"verifier": dict(w_pref=0.0),
-         "blend_0.1": dict(w_pref=0.1),
-         "blend_0.3": dict(w_pref=0.3),
-         "blend_1": dict(w_pref=1.0),
-         "pref_answer": ALONE,
-         "pref_response": dict(ALONE, pref_scope="response")},
-        columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "pref_score",
-                 "wrong_unit_rate", "harm_rate", "mean_length")),
-    # Dr. GRPO (arXiv 2503.20783) Fig. 1, DAPO (arXiv 2503.14476): who makes wrong answers long
-    "loss": Experiment(
-        "The loss: GRPO's z-score and per-sequence mean, Dr. GRPO's constant, DAPO's tokens",
-        dict(w_pref=0.0),
-        {"grpo": dict(advantage="grpo", loss_agg="seq"),
-         "drgrpo": dict(advantage="drgrpo", loss_agg="constant"),
-         "dapo": dict(advantage="grpo", loss_agg="token")},
-        curves=("accuracy", "len_right", "len_wrong", "entropy"),
-        columns=("greedy_accuracy", "pass@1", "pass@k", "format_rate", "mean_length",
-                 "think_words")),
-    # DeepSeek-R1 (arXiv 2501.12948) §2.3.4; feedback spillover (Drori et al., arXiv 2511.11584):
-    # the human likes a phrase in the answer; does rewarding it there write it into <think>?
-    "scope": Experiment(
-        "What the preference model reads: the answer, the whole response, the answer with its "
-        "advantage on the answer's tokens only (reward targeting), or nothing (w_pref = 0)",
-        SCOPE, {"answer": {},
-                "response": dict(pref_scope="response"),
-                "targeted": dict(pref_tokens="answer"),
-                "verifier": dict(w_pref=0.0)},
-        curves=("phrase_answer", "phrase_think", "accuracy", "gold"),
-        columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "phrase_answer",
-                 "phrase_think", "think_words", "wrong_unit_rate")),
-    # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted; at
-    # the cpu preset's learning rate, twice SIZES': the experiment wants the policy to travel
-    "overopt": Experiment(
-        "Over-optimising the preference model: gold against √KL, best-of-n and GRPO at 3 β",
-        dict(ALONE, rl_lr=3e-4), {"beta_0": dict(kl_beta=0.0),
-                      "beta_0.01": dict(kl_beta=0.01),
-                      "beta_0.1": dict(kl_beta=0.1)},
-        curves=("gold", "proxy", "kl_k1_seq", "accuracy"), bon=64),
-    # DeepSeekMath Fig. 7; Zhang, Neubig & Yue (arXiv 2512.07783): does RL reach past the corpus?
-    "harder": Experiment(
-        "pass@k and maj@k before and after RL, and a corpus with 1% of problems one step longer",
-        {}, {"default": {}, "edge_1pct": dict(longer_share=0.01)},
-        curves=("accuracy", "gold", "len_right", "len_wrong"), passk=64),
-    # the default run on seeds nobody tuned on, model and corpus alike: does RL lift every seed,
-    # and what makes its first steps lose accuracy? (lift.py's per-seed table). The arms isolate
-    # the preference term, the step size at the start (a warm-up over 2 / (1 - β2) = 40 steps,
-    # AdamW's second-moment horizon: Ma & Yarats, arXiv 1910.04209), the step size throughout,
-    # and the groups without signal (oversampling, DAPO's dynamic sampling)
-    "seeds": Experiment(
-        "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
-        "steps depend on", {},
-        {"oversample_1": dict(oversample=1.0),                       # no dynamic sampling
-         "no_pref": dict(oversample=1.0, w_pref=0.0),
-         "warmup_40": dict(oversample=1.0, rl_warmup=40),
-         "lr_half": dict(oversample=1.0, rl_lr=1.5e-4),
-         "oversample_2": dict(oversample=2.0)},                      # the default
-        curves=("drawn_accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
-        columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
-        at_sizes=False, first_seed=1, corpus_seeds=True),
-}
-BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
-PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
-# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
-# its prompts per RL step (8 prompts x G = 8: 64 completions) at half its learning rate, and half
-# its held-out problems, with dynamic sampling as the default has it (twice the prompts drawn,
-# the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the preset's rate
-# undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
-SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0)
-QUICK = dict(preset="smoke", rl_steps=3)
 
 
 @dataclass

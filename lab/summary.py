@@ -13,6 +13,8 @@ experiments.py runs the arms; overopt.py and passk.py add their own tables besid
 import json
 import os
 
+import warnings
+
 import numpy as np
 
 
@@ -27,6 +29,8 @@ def collect(arm_runs: list[tuple]) -> dict:
         rm_report = json.load(open(os.path.join(run.out, "reward.json")))
         rows = [json.loads(line) for line in open(os.path.join(run.out, "grpo_log.jsonl"))]
         curves = {k: [r.get(k) for r in rows] for k in rows[0] if isinstance(rows[0][k], float)}
+        for k, v in report["grpo"].get("heldout_final", {}).items():    # the held-out watch
+            curves[k] = curves[k] + [v]                                  # after the last step
         results.setdefault(arm, {})[str(seed)] = {
             "final": report["eval"]["rl"]["in_dist"],
             "pretrained": report["eval"]["pretrained"]["in_dist"],
@@ -35,6 +39,13 @@ def collect(arm_runs: list[tuple]) -> dict:
             "pretrain": dict(run.inputs)["pretrain.pt"],
             "reward_model": rm_report.get("figures", {}), "curves": curves}
     return results
+
+
+def last10(ys: list) -> float:
+    """The mean of a curve's last 10 entries, NaN (and no warning) when none was logged; for a
+    curve logged at a cadence that is its last point. last10([1.0] + [None] * 9 + [3.0]) -> 3.0"""
+    tail = np.array(ys[-10:], dtype=float)
+    return float(np.nanmean(tail)) if (~np.isnan(tail)).any() else float("nan")
 
 
 def mean_std(xs: list[float]) -> str:
@@ -63,8 +74,7 @@ def markdown(title: str, columns: tuple, curves: tuple, results: dict, seeds: in
         runs = list(by_seed.values())
         cells = [mean_std([r["final"][k] for r in runs]) for k in columns]
         for k in curves:
-            cells.append(mean_std([float(np.nanmean(np.array(r["curves"][k][-10:], dtype=float)))
-                                   for r in runs]))
+            cells.append(mean_std([last10(r["curves"][k]) for r in runs]))
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -104,6 +114,12 @@ CURVE_TITLES = {
     "r/pref": "preference term σ(r − r_ref),\ntraining batch",
     "grad_norm": "gradient norm before clipping",
     "drawn_accuracy": "accuracy of every completion drawn\n(before oversampling's choice)",
+    "reward_agreement": "reward ranks right above wrong,\ntraining batch (1 − p if flipped)",
+    "rank_agreement": "preference model ranks right above\nwrong, training batch",
+    "heldout/accuracy": "accuracy on 32 held-out problems,\n8 samples each",
+    "heldout/gold": "human's true utility (gold),\n32 held-out problems",
+    "heldout/proxy": "preference model's score (proxy),\n32 held-out problems",
+    "heldout/rank_agreement": "preference model ranks right above\nwrong, held-out samples",
 }
 
 
@@ -118,15 +134,23 @@ def smooth(ys: np.ndarray, window: int = 10) -> np.ndarray:
 
 def plot(results: dict, curves: tuple, path: str) -> bool:
     """curves.png: each of `curves` over GRPO steps, one line per arm (mean over seeds, centred
-    10-step moving average). False when matplotlib is not installed."""
+    10-step moving average; a curve logged at a cadence, like the held-out watch, is drawn as
+    its points, joined). False when matplotlib is not installed."""
     plt = pyplot()
     if plt is None:
         return False
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4))
     for ax, k in zip(axes, curves):
         for arm, by_seed in results.items():
-            ys = np.nanmean(np.array([r["curves"][k] for r in by_seed.values()], dtype=float), 0)
-            ax.plot(np.arange(len(ys)), smooth(ys), label=arm)
+            with warnings.catch_warnings():                          # a step no seed logged
+                warnings.simplefilter("ignore", RuntimeWarning)      # is NaN, and says so
+                ys = np.nanmean(np.array([r["curves"][k] for r in by_seed.values()],
+                                         dtype=float), 0)
+            steps, seen = np.arange(len(ys)), ~np.isnan(ys)
+            if seen.sum() < len(ys) / 2:                             # logged at a cadence
+                ax.plot(steps[seen], ys[seen], marker="o", markersize=3, label=arm)
+            else:
+                ax.plot(steps, smooth(ys), label=arm)
         ax.set_title(CURVE_TITLES.get(k, k), fontsize=9)
         ax.set_xlabel("GRPO step")
         ax.grid(alpha=0.3)

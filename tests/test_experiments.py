@@ -57,7 +57,7 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
         "grpo": ("grpo", "seq", "0.0"), "drgrpo": ("drgrpo", "constant", "0.0"),
         "dapo": ("grpo", "token", "0.0")}
     sizes = (flags["grpo"][k] for k in ("prompts_per_step", "rl_lr", "rl_steps", "oversample"))
-    assert tuple(sizes) == ("8", "0.00015", "100", "1.0")
+    assert tuple(sizes) == ("8", "0.00015", "100", "2.0")
     assert {dict(run.flags)["rl_lr"] for _, _, run in plans["overopt"][2]} == {"0.0003"}
     shared = {pre.out for name, p in plans.items() for pre in p[0]
               if name not in ("harder", "scope", "seeds")}
@@ -71,6 +71,17 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert {pre.out for pre in plans["scope"][0]}.isdisjoint(shared)  # the phrase's own corpus
     betas = {arm: dict(run.flags)["kl_beta"] for arm, _, run in plans["overopt"][2]}
     assert betas == {"beta_0": "0.0", "beta_0.01": "0.01", "beta_0.1": "0.1"}
+    noise = {arm: dict(run.flags) for arm, _, run in plans["noise"][2]}
+    verifier = lambda p, kind="fresh": (p, kind, "1.0", "0.0")  # noqa: E731
+    assert {a: (f["flip"], f["flip_kind"], f["w_correct"], f["w_pref"]) for a, f in noise.items()
+            } == {"verifier": verifier("0.0"), "flip_0.2": verifier("0.2"),
+                  "flip_0.3": verifier("0.3"), "flip_0.4": verifier("0.4"),
+                  "coin": verifier("0.5"), "persistent_0.3": verifier("0.3", "persistent"),
+                  "pref_best": ("0.0", "fresh", "0.0", "1.0")}
+    assert {f["heldout_every"] for f in noise.values()} == {"10"}
+    rms = {arm: dict(run.inputs)["reward.pt"] for arm, _, run in plans["noise"][2]}
+    assert len({rms[a] for a in rms if a != "pref_best"}) == 1 and rms["pref_best"] != rms["coin"]
+    assert (noise["pref_best"]["rater_check"], noise["pref_best"]["rm_pairs"]) == ("1.0", "8000")
 
 
 def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
