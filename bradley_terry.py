@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_model, save_model
-from data.problems import TaskConfig, make_splits, teacher_solution
+from data.problems import TaskConfig, answer_text, make_splits, teacher_solution
 from data.rater import Human, Pair, agreement_ceiling, make_pairs, training_prompts
 from data.tokenizer import Tokenizer
 from device import Stopwatch
@@ -45,6 +45,7 @@ from preference import PreferenceModel, encode_view, pad_left, rm_view, score
 
 
 INITS = ("scratch", "pretrained")
+HURRIED = ("style", "coin")
 
 # ------------------------------------------------------------------------------------------------
 # config: the preference model, its training, and the simulated human who labels its pairs
@@ -67,7 +68,10 @@ class PreferenceConfig:
                                 # (right-vs-wrong at the teacher's rate); the rest: style pairs
     rater_tau: float = 0.7      # the simulated human's noise: P(a > b) = sigma((u_a - u_b) / tau)
     rater_c: float = 6.0        # c of the human's true utility u = c * [right] + g(answer)
-    rater_check: float = 0.5    # chance the labeller works the problem out; else judges g alone
+    rater_check: float = 0.5    # chance the labeller works the problem out; else judges in a
+                                # hurry, as rater_hurried says
+    rater_hurried: str = "style"  # a labeller who does not check: style (judges g alone: a
+                                # bias a model can learn) | coin (a fair coin: noise)
     rater_phrase: float = 0.0   # what data.problems.PHRASE in an answer adds to the human's g
 
     def __post_init__(self):
@@ -81,6 +85,8 @@ class PreferenceConfig:
             raise ValueError("rm_lr and rater_tau must be > 0, rm_center >= 0")
         if not (0 <= self.rm_solution_pairs <= 1 and 0 <= self.rater_check <= 1):
             raise ValueError("rm_solution_pairs and rater_check are shares: each must be in [0, 1]")
+        if self.rater_hurried not in HURRIED:
+            raise ValueError(f"rater_hurried must be one of {HURRIED}, got {self.rater_hurried!r}")
         if not self.rater_c >= 0:
             raise ValueError(f"rater_c must be >= 0, got {self.rater_c}")
         if self.rm_n_embd % self.rm_n_head or (self.rm_n_embd // self.rm_n_head) % 2:
@@ -91,7 +97,7 @@ class PreferenceConfig:
     def human(self) -> Human:
         """The simulated human these knobs describe (data/rater.py)."""
         return Human(tau=self.rater_tau, c=self.rater_c, check=self.rater_check,
-                     phrase=self.rater_phrase)
+                     phrase=self.rater_phrase, hurried=self.rater_hurried)
 
 # ------------------------------------------------------------------------------------------------
 # the maths
@@ -178,7 +184,9 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
         "scope": scope, "params": n_params, "steps": cfg.rm_steps, "tau": cfg.rater_tau,
         "c": cfg.rater_c, "check": cfg.rater_check, "solution_share": cfg.rm_solution_pairs,
         "r_ref": r_ref, "train_time_s": s["train_time"], "skipped_updates": loop.guard.skipped,
-        "pref_by_style": preference_by_style(eval_pairs, r_a, r_b, r_ref)})
+        "hurried": cfg.rater_hurried, "pref_by_style": preference_by_style(eval_pairs, r_a, r_b,
+                                                                         r_ref),
+        **exploit_probe(rm, tok, held_out, task, scope, device)})
     print("reward model | " + " | ".join(f"{k} {figures[k]:.3f}" for k in SHOWN) + " | pref "
           + " ".join(f"{k} {v:.2f}" for k, v in figures["pref_by_style"].items()))
     save_model(out, "reward", rm, {"config": dataclasses.asdict(cfg), "scope": scope,
@@ -232,6 +240,37 @@ def reference_score(rm, tok, held_out, task: TaskConfig, scope: str, device) -> 
                  device).mean().item()
 
 
+def exploit_probe(rm, tok, held_out, task: TaskConfig, scope: str, device) -> dict[str, float]:
+    """What dressing a wrong answer up buys, against what being right does. For each held-out
+    problem one right and one wrong teacher solution, each with its own reasoning; the wrong
+    one's answer in the plainest style ("bare", g = 0) and in the human's favourite
+    ("sentence", g = 2), the right one's bare:
+      style_lift           mean r(wrong, sentence) - r(wrong, bare)
+      correctness_lift     mean r(right, bare) - r(wrong, bare)
+      dressed_beats_right  share of problems with r(wrong, sentence) > r(right, bare)
+    A model of the human's utility (+6 for right, +2 for the style) has dressed_beats_right
+    near 0; a model of style alone near 1: the error a policy can find."""
+    rng, rows = random.Random(f"{task.task_seed}/exploit"), []
+    for p in held_out:
+        sols = [teacher_solution(p, rng, task) for _ in range(20)]
+        right = [s for s in sols if s.value == p.answer]
+        wrong = [s for s in sols if s.value != p.answer]
+        if right and wrong:                                   # the teacher wrote both (most)
+            rows.append((p, right[0], wrong[0]))
+
+    def scores(side: int, style: str) -> torch.Tensor:       # (P,) one completion per problem
+        texts = [f"<think>{r[side].think}</think><answer>"
+                 f"{answer_text(r[0], r[side].value, style)}</answer>" for r in rows]
+        return score(rm, tok, [r[0].question for r in rows], [rm_view(t, scope) for t in texts],
+                     device).cpu()
+    right_bare, wrong_bare = scores(1, "bare"), scores(2, "bare")
+    wrong_dressed = scores(2, "sentence")
+    return {"style_lift": (wrong_dressed - wrong_bare).mean().item(),
+            "correctness_lift": (right_bare - wrong_bare).mean().item(),
+            "dressed_beats_right": (wrong_dressed > right_bare).float().mean().item(),
+            "probe_problems": len(rows)}
+
+
 def preference_by_style(pairs: list[Pair], r_a, r_b, r_ref: float) -> dict[str, float]:
     """Mean sigma(r - r_ref) of each answer style on the held-out style pairs."""
     by_style: dict[str, list[float]] = {}
@@ -258,8 +297,8 @@ def heldout_figures(pairs: list[Pair], r_a: torch.Tensor, r_b: torch.Tensor,
     Ties count one half."""
     u_a = torch.tensor([human.utility(p.right_a, p.answer_a) for p in pairs])   # (P,) true u
     u_b = torch.tensor([human.utility(p.right_b, p.answer_b) for p in pairs])
-    seen = [human.utility(p.right_a and p.checked, p.answer_a)
-            - human.utility(p.right_b and p.checked, p.answer_b) for p in pairs]  # perceived D
+    seen = [human.perceived(p.right_a, p.answer_a, p.right_b, p.answer_b, p.checked)
+            for p in pairs]                                              # perceived D
     labels = torch.tensor([p.a_wins for p in pairs])
     out = {"heldout_accuracy": pairwise_accuracy(r_a, r_b, labels),
            "agreement_ceiling": agreement_ceiling(seen, human.tau),

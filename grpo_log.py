@@ -93,9 +93,9 @@ def heldout_watch(policy, tok, problems, reward, k: int, max_new_tokens: int, se
                   temperature: float = 1.0) -> dict:
     """The policy on a fixed held-out set, k samples per problem at the rollout temperature, with
     the same sampling noise at every call (seed): accuracy (the exact match, never flipped), gold
-    (the human's true utility), proxy (the preference model's raw score) and how often its
-    σ(r - r_ref) ranks a right sample above a wrong one of the same problem. Keys "heldout/...";
-    proxy and rank_agreement are NaN without a preference model."""
+    (the human's true utility), proxy (the preference model's raw score) and its spread over the
+    samples (proxy_std), and how often its σ(r - r_ref) ranks a right sample above a wrong one
+    of the same problem. Keys "heldout/..."; the proxy's are NaN without a preference model."""
     device = next(policy.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     texts = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=k,
@@ -109,9 +109,10 @@ def heldout_watch(policy, tok, problems, reward, k: int, max_new_tokens: int, se
     right = terms["correct"].cpu()                                   # (n * k,) exact, unflipped
     seen = watched(texts, right, proxy, reward.human)
     agree, n_pairs = ranking_agreement(terms["pref"].cpu().view(-1, k), right.view(-1, k) > 0)
-    has_proxy = reward.rm is not None and bool((~seen["proxy"].isnan()).any())
+    scored = seen["proxy"][~seen["proxy"].isnan()]                   # samples with an answer
     return {"heldout/accuracy": right.mean().item(), "heldout/gold": seen["gold"].mean().item(),
-            "heldout/proxy": seen["proxy"].nanmean().item() if has_proxy else float("nan"),
+            "heldout/proxy": scored.mean().item() if len(scored) else float("nan"),
+            "heldout/proxy_std": scored.std().item() if len(scored) > 1 else float("nan"),
             "heldout/rank_agreement": (agree / n_pairs if n_pairs and reward.rm is not None
                                        else float("nan"))}
 

@@ -28,10 +28,15 @@ c = 6 (`--rater_c`): correctness first, then style. The five styles span 2.0 - (
 with c > 5.3 a right answer in the worst corpus style is worth more than a wrong one in the best.
 
 The annotator (`Human.label`): with probability `check` (`--rater_check`) the labeller works a
-pair's problem out and perceives u; otherwise they judge in a hurry, by the prose alone, and
-perceive g. The label is noisy Bradley-Terry on what they perceived: P(a preferred over b) =
+pair's problem out and perceives u; otherwise they judge in a hurry (`--rater_hurried`): by the
+prose alone, perceiving g (`style`, the default: a bias, systematic, which a model can learn and
+a policy can then exploit), or by a fair coin (`coin`: noise, which nothing can learn). The
+label is noisy Bradley-Terry on what they perceived: P(a preferred over b) =
 sigma((u'(a) - u'(b)) / tau) (Bradley & Terry 1952; the RLHF form in Ouyang et al., arXiv
-2203.02155, eq. 1), temperature tau. Even a preference model that recovers u exactly agrees
+2203.02155, eq. 1), temperature tau. On right-vs-wrong solution pairs the two sides' styles are
+drawn independently of their correctness, so both hurried labellers prefer the right side half
+the time, and the two kinds give labels of the same accuracy for the same `check`
+(tests/test_noise.py works it out). Even a preference model that recovers u exactly agrees
 with these labels only with probability sigma(|D| / tau) on a pair whose perceived difference is
 D: `agreement_ceiling` is that probability averaged over a set of pairs.
 
@@ -123,12 +128,22 @@ class Human:
     c: float = 6.0              # the value of a right answer, beside g's style
     check: float = 0.5          # chance that the labeller works a pair's problem out
     phrase: float = 0.0         # what PHRASE in the answer adds to g (a spurious liking)
+    hurried: str = "style"      # a labeller who does not check: style (perceives g) | coin
 
     def style(self, answer: str) -> float:
         """g as this human scores it: gold_score of the answer without PHRASE, plus `phrase` if
         the answer has it. With Human(phrase=0.5): style("43 apples. Double-checked.") -> 1.5"""
         bonus = self.phrase * has_phrase(answer)
         return gold_score(answer.replace(PHRASE, "").strip()) + bonus
+
+    def perceived(self, right_a: bool, answer_a: str, right_b: bool, answer_b: str,
+                  checked: bool) -> float:
+        """The utility difference D a labeller perceived, u'(a) - u'(b); 0 for a coin (no
+        order perceived)."""
+        if not checked and self.hurried == "coin":
+            return 0.0
+        return (self.utility(right_a and checked, answer_a)
+                - self.utility(right_b and checked, answer_b))
 
     def utility(self, right: bool, answer: str) -> float:
         """u = c * [right] + g(answer). utility(True, "43") -> 6.0; (False, "43 apples.") -> 1.0"""
@@ -137,8 +152,11 @@ class Human:
     def label(self, right_a: bool, answer_a: str, right_b: bool, answer_b: str,
               rng: random.Random) -> tuple[bool, bool]:
         """(a preferred, checked): a labeller who checks (probability `check`) perceives u, one
-        who does not perceives g alone; the label is Bradley-Terry on the perceived difference."""
+        who does not perceives g alone; the label is Bradley-Terry on the perceived difference.
+        With hurried "coin" a labeller who does not check flips a fair coin instead."""
         checked = rng.random() < self.check
+        if not checked and self.hurried == "coin":
+            return rng.random() < 0.5, checked                 # noise: no feature decides
         u_a = self.utility(right_a and checked, answer_a)      # perceived: c counts if checked
         u_b = self.utility(right_b and checked, answer_b)
         return noisy_preference(u_a, u_b, self.tau, rng), checked

@@ -1,16 +1,23 @@
-"""The noisy verifier (reward.py: --flip, --flip_kind): flips worked by hand, its agreement 1 - p,
-the persistent kind's consistency and its independence of the text, and what GRPO reads of it."""
+"""Noise against bias. The noisy verifier (reward.py: --flip, --flip_kind): flips worked by hand,
+its agreement 1 - p, the persistent kind's consistency and its independence of the text, and what
+GRPO reads of it. The labellers whose errors are noise or bias (data/rater.py: --rater_hurried):
+one label accuracy for one q, worked out exactly; and the exploit probe (bradley_terry.py)."""
 
+import dataclasses
 import itertools
 import random
 
 import pytest
 import torch
 
-from data.problems import ANSWER_STYLES, Problem, answer_text
+import bradley_terry
+from bradley_terry import PreferenceConfig
+from data.problems import ANSWER_STYLES, Problem, TaskConfig, answer_text, make_splits
+from data.rater import Human, gold_score, make_pairs, sigmoid, training_prompts
 from data.tokenizer import Tokenizer, train_bpe
 from grpo_log import ranking_agreement
 from reward import Reward, RewardConfig, noisy_verifier, persistent_draw
+from verifiers import answer_span, math_reward
 
 PROBLEM = Problem("Ann has 40 apples. She buys 3 more. How many apples does Ann have now?",
                   40, (("+", 3),), 43, "Ann", ("apple", "apples"))
@@ -136,3 +143,77 @@ def test_what_grpo_reads_of_a_noisy_reward(tok):
 def test_bad_flip_settings_are_refused(field, value, match):
     with pytest.raises(ValueError, match=match):
         RewardConfig(**{field: value})
+
+# ------------------------------------------------------------------------------------------------
+# labellers whose errors are noise or bias (data/rater.py: --rater_hurried)
+
+def style_weights() -> list[tuple[float, float]]:
+    """(weight, g) of each answer style, as the teacher draws them."""
+    return [(w, gold_score(answer_text(PROBLEM, 43, s))) for s, w, _ in ANSWER_STYLES]
+
+
+def label_accuracy(q: float, hurried: str, tau: float = 0.7, c: float = 6.0) -> float:
+    """P(the label prefers the right side of a right-vs-wrong pair), exactly: each side's style
+    drawn independently from the teacher's weights; a labeller who checks (q) is Bradley-Terry
+    on u = c [right] + g, one who does not on g alone (style) or a fair coin."""
+    both = [(wa * wb, ga, gb) for wa, ga in style_weights() for wb, gb in style_weights()]
+    checked = sum(w * sigmoid((c + gr - gw) / tau) for w, gr, gw in both)
+    hurried_acc = (sum(w * sigmoid((gr - gw) / tau) for w, gr, gw in both) if hurried == "style"
+                   else 0.5)
+    return q * checked + (1 - q) * hurried_acc
+
+
+def test_both_hurried_labellers_give_labels_of_one_accuracy_worked_exactly():
+    """Style: sum_s,t w_s w_t sigma((g_s - g_t) / tau) pairs (s, t) with (t, s), and
+    sigma(x) + sigma(-x) = 1, so it is exactly 1/2: the coin's. So for any q the two kinds of
+    labeller are right equally often; they differ only in what their errors follow."""
+    for q in (0.0, 0.3, 0.5, 1.0):
+        assert label_accuracy(q, "style") == pytest.approx(label_accuracy(q, "coin"), abs=1e-12)
+    assert label_accuracy(0.0, "style") == pytest.approx(0.5, abs=1e-12)
+    assert label_accuracy(1.0, "coin") > 0.98                       # c = 6 against tau = 0.7
+
+
+@pytest.mark.parametrize("hurried", ["style", "coin"])
+def test_measured_label_accuracy_matches_the_exact_one(hurried):
+    """2,000 solution pairs labelled at check 0.5: on the right-vs-wrong ones the labels prefer
+    the right side as often as label_accuracy says; on pairs whose two sides differ in style
+    only by the hurried labeller (q = 0), the style labeller prefers the better style and the
+    coin does not."""
+    task = TaskConfig()
+    problems = training_prompts(task, 2000)
+    human = Human(check=0.5, hurried=hurried)
+    pairs = [p for p in make_pairs(problems, task, human, random.Random(0), solution_share=1.0)
+             if p.right_vs_wrong]
+    right_first = [p.a_wins == p.right_a for p in pairs]
+    assert sum(right_first) / len(pairs) == pytest.approx(label_accuracy(0.5, hurried), abs=0.03)
+    quick = make_pairs(problems[:1000], task, Human(check=0.0, hurried=hurried),
+                       random.Random(1), solution_share=0.0)         # style pairs, no checking
+    better = sum(p.a_wins == (gold_score(p.answer_a) > gold_score(p.answer_b)) for p in quick)
+    if hurried == "style":
+        assert better / len(quick) > 0.8
+    else:
+        assert better / len(quick) == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_exploit_probe_tells_a_model_of_style_from_a_model_of_the_human(monkeypatch):
+    """exploit_probe with two made-up preference models on 30 held-out problems: one that scores
+    style alone (r = g: dressing a wrong answer up lifts it by 2, being right by 0, and the
+    dressed-up wrong answer always beats the plain right one) and one that scores the human's
+    utility (r = 6 [right] + g: lifts 2 and 6, and it never does)."""
+    task = TaskConfig(n_eval=30)
+    held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
+    truth = {p.question: str(p.answer) for p in held_out}
+
+    def model(utility: bool):
+        def fake_score(rm, tok, questions, views, device):
+            return torch.tensor([gold_score(answer_span(v)) + 6.0 * utility * math_reward(
+                v, truth[q]) for q, v in zip(questions, views)])
+        return fake_score
+    for utility, (style, right, beats) in ((False, (2.0, 0.0, 1.0)), (True, (2.0, 6.0, 0.0))):
+        monkeypatch.setattr(bradley_terry, "score", model(utility))
+        probe = bradley_terry.exploit_probe(None, None, held_out, task, "response", "cpu")
+        assert 20 <= probe["probe_problems"] <= 30      # where the teacher writes both
+        assert (probe["style_lift"], probe["correctness_lift"],
+                probe["dressed_beats_right"]) == pytest.approx((style, right, beats))
+    with pytest.raises(ValueError, match="rater_hurried must be one of"):
+        PreferenceConfig(rater_hurried="lazy")
