@@ -31,8 +31,10 @@ Policy of extract_answer, in order:
      evaluate. It gives None when its nearest neighbour (spaces skipped) is an operator
      ("2+3", "9**9", "52-17", "5 – 3", "x^2", "2 = x"; "=" on its left is fine: "3*4 = 12" is
      12), a bracket (a function's argument or an interval: "sqrt(2)", "{2}", "[0,1)"; a
-     parenthesis around the number alone is fine), a LaTeX command ("\\sqrt 2", "2\\pi"), or a
-     "," or ":" glued between it and a digit ("1,23" is no thousands group, "5:30" no number).
+     parenthesis around the number alone is judged by its own neighbours: "(5)" is 5,
+     "-(-5)" nothing), a LaTeX command ("\\sqrt 2", "2\\pi"), a times sign "x" ("3 x 4"), a
+     digit the regex does not read ("5²", "5½"), or a "," or ":" glued between it and a digit
+     ("1,23" is no thousands group, "5:30" no number).
      So "$\\frac{1+\\sqrt{5}}{2}$" and "$-[0,1)$" earn nothing, where the last number would pay
      2 and 1: a rule verifier earns its place by precision, and must not pay for what it cannot
      read. Only neighbours are read: "43 apples, not 42" is still 42.
@@ -212,8 +214,16 @@ def _stands_alone(m: re.Match) -> bool:
     "1,12": False (a bad thousands group);  "\\sqrt 12": False (a LaTeX command's argument)"""
     before, after = m.string[:m.start()].rstrip(), m.string[m.end():].lstrip()
     left, right = before[-1:], after[:1]
-    if left == "(" and right == ")":
-        return not before[-2:-1].isalnum()  # "(12)" alone, but "f(12)" is an argument
+    if left == "(" and right == ")":  # "(12)": judged by what stands around the parentheses
+        if before[-2:-1].isalnum():
+            return False  # "f(12)": an argument
+        before, after = before[:-1].rstrip(), after[1:].lstrip()  # "-(-12)", "(12) + 3"
+        left, right = before[-1:], after[:1]
+    if any(c.isnumeric() and not c.isascii() for c in left + right):
+        return False  # "12²", "12½": a number the regex does not read
+    word = before[len(before.rstrip(LETTERS)):]
+    if word in ("x", "X") and before[:-1].rstrip()[-1:].isdigit():
+        return False  # "3 x 12": a times sign
     if left and left in OPERATORS.replace("=", "") + BRACKETS:
         return False  # "3 + 12", "x^12", "{12}"; "= 12" is the result of what stands before
     if right and right in OPERATORS + BRACKETS:

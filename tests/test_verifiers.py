@@ -111,6 +111,12 @@ CASES = [
     (extract_answer, (t("(43)"),), "43", "a number in parentheses of its own"),
     (extract_answer, (t("Ann has 43 apples (after the trade)."),), "43", "prose parentheses"),
     (extract_answer, (t("f(43)"),), None, "parentheses of a function"),
+    (extract_answer, (t("-(\u22125)"),), None, "a negated parenthesis"),
+    (extract_answer, (t("(43) + 2x"),), None, "a parenthesis that is an operand"),
+    (extract_answer, (t("5\u00b2"),), None, "a superscript square"),
+    (extract_answer, (t("5\u00bd"),), None, "a vulgar fraction after the digits"),
+    (extract_answer, (t("3 x 4"),), None, "a times sign x"),
+    (extract_answer, (t("Box x has 4"),), "4", "a word x is no times sign"),
     (extract_answer, (t("43!"),), "43", "an exclamation mark is prose"),
     (extract_answer, (t("5\\%"),), "5", "latex percent is no command"),
     # GSM8K gold and the fallback
