@@ -132,11 +132,19 @@ def best_of_n_run(out: str, policy_dir: str, rm_dir: str, configs: list, n_max: 
 
 
 def rl_points(curves: dict) -> tuple[np.ndarray, np.ndarray]:
-    """One GRPO run's (d, R) per step from its grpo_log curves: d = √max(KL, 0) with KL the
-    mean Σ_t log π/π_init per sample, R = gold - the gold at step 0 (before any update)."""
-    kl = np.asarray(curves["kl_k1_seq"], float)
+    """One GRPO run's (d, R) from its grpo_log curves: d = √max(KL, 0) with KL the mean
+    Σ_t log π/π_init per sample, R = gold - the gold at step 0 (before any update). With the
+    held-out watch (--heldout_every) the gold is the held-out one, at the steps it was taken
+    (the watch after the last step at the last step's KL); without it, the training batch's
+    at every step, which is measured on the prompts the policy is being fitted to."""
+    d = np.sqrt(np.clip(np.asarray(curves["kl_k1_seq"], float), 0, None))
+    if "heldout/gold" in curves:
+        gold = np.asarray(curves["heldout/gold"], float)             # steps + 1 entries
+        d = np.append(d, d[-1])[:len(gold)]
+        seen = ~np.isnan(gold)
+        return d[seen], gold[seen] - gold[seen][0]
     gold = np.asarray(curves["gold"], float)
-    return np.sqrt(np.clip(kl, 0, None)), gold - gold[0]
+    return d, gold - gold[0]
 
 
 def markdown(bon: dict, arms: dict, mean_std) -> str:
@@ -179,11 +187,14 @@ def plot(bon: dict, arms: dict, path: str) -> bool:
     for arm, by_seed in arms.items():
         d, r = (np.nanmean(np.stack(xs), 0) for xs in zip(*(rl_points(run["curves"])
                                                             for run in by_seed.values())))
-        ax.plot(d, r, ".-", markersize=3, label=f"GRPO {arm}")
+        ax.plot(d, r, ".-", markersize=3 if len(d) > 20 else 5, label=f"GRPO {arm}")
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set_xlabel("distance from the start, d = √KL(π ‖ π_init), nats^½")
     ax.set_ylabel("gain in the human's true utility\n(gold − gold at the start)")
-    ax.set_title("held-out samples (best-of-n), training batch (GRPO)", fontsize=9)
+    held = all("heldout/gold" in run["curves"] for by_seed in arms.values()
+               for run in by_seed.values())
+    ax.set_title("held-out samples" + ("" if held else " (best-of-n), training batch (GRPO)"),
+                 fontsize=9)
     ax.legend(fontsize=7)
     summary.save(fig, path)
     return True

@@ -79,10 +79,11 @@ EXPERIMENTS = {
         columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "phrase_answer",
                  "phrase_think", "think_words", "wrong_unit_rate")),
     # Gao et al. (arXiv 2210.10760): gold and proxy against √KL, best-of-n and RL, fitted; at
-    # the cpu preset's learning rate, twice SIZES': the experiment wants the policy to travel
+    # the cpu preset's learning rate, twice SIZES': the experiment wants the policy to travel;
+    # GRPO's gold from the held-out watch, as best-of-n's is from held-out samples
     "overopt": Experiment(
         "Over-optimising the preference model: gold against √KL, best-of-n and GRPO at 3 β",
-        dict(ALONE, rl_lr=3e-4), {"beta_0": dict(kl_beta=0.0),
+        dict(ALONE, rl_lr=3e-4, heldout_every=10), {"beta_0": dict(kl_beta=0.0),
                       "beta_0.01": dict(kl_beta=0.01),
                       "beta_0.1": dict(kl_beta=0.1)},
         curves=("gold", "proxy", "kl_k1_seq", "accuracy"), bon=64),

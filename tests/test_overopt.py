@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lab.overopt import best_of_n_curve, fit_bon, fit_rl, kl_bon
+from lab.overopt import best_of_n_curve, fit_bon, fit_rl, kl_bon, rl_points
 
 
 def test_kl_of_best_of_n_by_hand():
@@ -51,3 +51,14 @@ def test_the_plot_is_written_when_matplotlib_is_there(tmp_path):
     bon = {"1": [{"n": 1, "d": 0.0, "gold": 3.0}, {"n": 2, "d": 0.4, "gold": 3.3}]}
     arms = {"beta_0": {"1": {"curves": {"kl_k1_seq": [0.0, 1.0, 4.0], "gold": [3.0, 2.0, 1.0]}}}}
     assert plot(bon, arms, str(tmp_path / "o.png")) and (tmp_path / "o.png").stat().st_size > 0
+
+
+def test_rl_points_read_the_held_out_watch_when_there_is_one():
+    """Without the watch: every step, the training batch's gold. With it: the steps it was taken
+    and the one after the last step (at the last step's KL), R from the held-out gold."""
+    curves = {"kl_k1_seq": [0.0, 1.0, 4.0, 9.0], "gold": [3.0, 4.0, 5.0, 6.0]}
+    d, r = rl_points(curves)
+    assert d.tolist() == [0.0, 1.0, 2.0, 3.0] and r.tolist() == [0.0, 1.0, 2.0, 3.0]
+    curves["heldout/gold"] = [2.0, None, 2.5, None, 1.5]             # steps 0, 2, after 3
+    d, r = rl_points(curves)
+    assert d.tolist() == [0.0, 2.0, 3.0] and r.tolist() == [0.0, 0.5, -0.5]
