@@ -45,7 +45,7 @@ from tqdm import tqdm
 import config
 import train
 from checkpoint import write_json, write_text
-from lab import lift, overopt, passk, summary
+from lab import lift, overopt, passk, rm_quality, summary
 from lab.questions import (BON_PROMPTS, EXPERIMENTS, PASSK_PROMPTS, QUICK, QUICK_BON,
                            QUICK_PASSK, SIZES)
 
@@ -229,15 +229,18 @@ def main(argv: list[str]) -> None:
     bar.close()
     results, exp, bon = summary.collect(arm_runs), EXPERIMENTS[name], {}
     folder = os.path.join(cfg.out, name)
-    if exp.bon:                                      # in this process, once per seed
+    if exp.bon:                                      # in this process, once per seed (or arm)
         n_max, n_prompts = QUICK_BON if cfg.quick else (exp.bon, BON_PROMPTS)
-        for arm, seed, run in arm_runs:              # every arm shares the seed's inputs
-            if str(seed) not in bon:
+        for arm, seed, run in arm_runs:              # each arm's preference model, or the seed's
+            mine = bon.setdefault(arm, {}) if exp.bon_each_arm else bon
+            if str(seed) not in mine:
                 inputs = dict(run.inputs)
-                bon[str(seed)] = overopt.best_of_n_run(
-                    os.path.join(folder, "bon", f"seed{seed}"), inputs["pretrain.pt"],
+                pool = os.path.join(inputs["pretrain.pt"], f"bon-pool-{n_max}x{n_prompts}.json")
+                mine[str(seed)] = overopt.best_of_n_run(
+                    os.path.join(folder, "bon", *([arm] if exp.bon_each_arm else []),
+                                 f"seed{seed}"), inputs["pretrain.pt"],
                     inputs["reward.pt"], arm_configs(name, arm, cfg.quick, seed), n_max,
-                    n_prompts, seed)
+                    n_prompts, seed, pool)
     sampled = {}
     if exp.passk:                                    # in this process, each arm and seed
         n, n_prompts = QUICK_PASSK if cfg.quick else (exp.passk, PASSK_PROMPTS)
@@ -251,7 +254,8 @@ def main(argv: list[str]) -> None:
     table = summary.markdown(f"{name}: {exp.question}", exp.columns, exp.curves, results,
                             cfg.seeds)
     if bon:
-        table += "\n" + overopt.markdown(bon, results, summary.mean_std)
+        table += "\n" + (rm_quality.markdown(results, bon, exp) if exp.bon_each_arm
+                         else overopt.markdown(bon, results, summary.mean_std))
     if sampled:
         table += "\n" + passk.markdown(sampled, summary.mean_std)
     if exp.corpus_seeds:
@@ -260,7 +264,10 @@ def main(argv: list[str]) -> None:
     print(table)
     if summary.plot(results, exp.curves, os.path.join(folder, "curves.png")):
         print(f"plots: {os.path.join(folder, 'curves.png')}")
-        if bon and overopt.plot(bon, results, os.path.join(folder, "overopt.png")):
+        if bon and exp.bon_each_arm and rm_quality.plot(results, bon, exp,
+                                                        os.path.join(folder, "rm_quality.png")):
+            print(f"       {os.path.join(folder, 'rm_quality.png')}")
+        elif bon and overopt.plot(bon, results, os.path.join(folder, "overopt.png")):
             print(f"       {os.path.join(folder, 'overopt.png')}")
         if sampled and passk.plot(sampled, os.path.join(folder, "passk.png")):
             print(f"       {os.path.join(folder, 'passk.png')}")

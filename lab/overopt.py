@@ -95,12 +95,19 @@ def fit_rl(d, r) -> dict:
 
 
 def sample_scores(policy, tok, problems, reward: Reward, n_max: int, max_new_tokens: int,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+                  seed: int, pool: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """n_max samples of each problem from `policy` at temperature 1 (evaluate.sample_texts),
     scored by `reward`'s preference model (the proxy: its raw score r) and its human (the gold:
-    true utility). Returns proxy, gold (P, n_max)."""
-    texts = sample_texts(policy, tok, problems, n_max, max_new_tokens, seed,
-                         desc="best-of-n samples")
+    true utility). Returns proxy, gold (P, n_max). pool: a JSON file that keeps the samples, so
+    that every preference model of one seed is scored on the same ones (drawn once)."""
+    if pool and os.path.exists(pool):
+        texts = read_json(pool)["texts"]
+    else:
+        texts = sample_texts(policy, tok, problems, n_max, max_new_tokens, seed,
+                             desc="best-of-n samples")
+        if pool:
+            os.makedirs(os.path.dirname(pool), exist_ok=True)
+            write_json(pool, {"seed": seed, "texts": texts})
     proxy, gold = [], []
     for p, row in zip(problems, texts):                                # scored a prompt at a time
         watched = reward([p] * n_max, row).watched
@@ -110,10 +117,11 @@ def sample_scores(policy, tok, problems, reward: Reward, n_max: int, max_new_tok
 
 
 def best_of_n_run(out: str, policy_dir: str, rm_dir: str, configs: list, n_max: int,
-                  n_prompts: int, seed: int) -> list[dict]:
+                  n_prompts: int, seed: int, pool: str | None = None) -> list[dict]:
     """Best-of-n on the pretrained policy of policy_dir against the preference model of rm_dir,
     on the first n_prompts held-out in-distribution problems; writes out/bon.json and returns
-    its rows (one per n = 1, 2, 4, ... n_max). Skipped when out/bon.json exists."""
+    its rows (one per n = 1, 2, 4, ... n_max). Skipped when out/bon.json exists. pool: the
+    samples' file, shared by every preference model of the seed (sample_scores)."""
     path = os.path.join(out, "bon.json")
     if os.path.exists(path):
         return read_json(path)["rows"]
@@ -123,7 +131,7 @@ def best_of_n_run(out: str, policy_dir: str, rm_dir: str, configs: list, n_max: 
     problems = make_splits(task).in_dist[:n_prompts]
     proxy, gold = sample_scores(policy.eval(), tok, problems, Reward(rcfg, tok, rm, "cpu",
                                                                      prefcfg.human),
-                                n_max, run.max_new_tokens, seed)
+                                n_max, run.max_new_tokens, seed, pool)
     ns = [2 ** i for i in range(int(math.log2(n_max)) + 1)]
     rows = best_of_n_curve(proxy, gold, ns)
     os.makedirs(out, exist_ok=True)

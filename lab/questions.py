@@ -38,6 +38,8 @@ class Experiment:
     columns: tuple = ("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "pref_score",
                       "wrong_unit_rate", "misconception_rate", "mean_length")
     bon: int = 0
+    bon_each_arm: bool = False  # best-of-n against each arm's own preference model (one pool of
+                                # samples per seed), not the seed's one (rm_quality)
     passk: int = 0
     at_sizes: bool = True       # the arms at SIZES; False: the cpu preset as python train.py has it
     first_seed: int = 1337      # seeds first_seed, first_seed + 1, ... (--first_seed overrides)
@@ -127,6 +129,25 @@ EXPERIMENTS = {
          "pref_best": dict(ALONE, **BEST_RM)},
         curves=("heldout/accuracy", "reward_agreement", "heldout/gold", "kl_k1_seq"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "mean_length")),
+    # reward-model quality: labellers who check at rate q and otherwise judge the style (a bias)
+    # or flip a coin (noise), at one label accuracy for one q (data/rater.py); each model's
+    # held-out accuracy and exploit probe, best-of-n on one pool of samples, and GRPO on the
+    # model alone, with a KL penalty for the best (Gao et al., arXiv 2210.10760; does accuracy
+    # predict what RL does? Wen et al., arXiv 2410.05584; Razin et al., arXiv 2503.15477)
+    "rm_quality": Experiment(
+        "Reward-model quality: labellers whose errors are bias or noise, at check rates 0.5-1; "
+        "best-of-n and GRPO on each preference model alone",
+        dict(ALONE, **{k: v for k, v in BEST_RM.items() if k != "rater_check"}, rl_lr=3e-4,
+             heldout_every=10),
+        {"style_0.5": dict(rater_check=0.5),
+         "coin_0.5": dict(rater_check=0.5, rater_hurried="coin"),
+         "style_0.75": dict(rater_check=0.75),
+         "coin_0.75": dict(rater_check=0.75, rater_hurried="coin"),
+         "checked_1": dict(rater_check=1.0),
+         "checked_1_kl": dict(rater_check=1.0, kl_beta=0.1)},
+        curves=("heldout/gold", "heldout/accuracy", "heldout/rank_agreement", "kl_k1_seq"),
+        columns=("greedy_accuracy", "pass@1", "gold_utility", "mean_length"),
+        bon=64, bon_each_arm=True),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
@@ -136,4 +157,4 @@ PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; -
 # the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the preset's rate
 # undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
 SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0)
-QUICK = dict(preset="smoke", rl_steps=3)
+QUICK = dict(preset="smoke", rl_steps=3, rm_pairs=64, rm_steps=4)  # whatever the base asks

@@ -4,6 +4,7 @@ twice)."""
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 import config
-from lab import experiments, summary
+from lab import experiments, rm_quality, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -219,3 +220,36 @@ def test_the_per_seed_table_by_hand(tmp_path):
     assert row["fall"] == pytest.approx(0.05) and row["kl_10_19"] == 2.0
     page = lift.markdown({"default": {"4242": run}})
     assert "| 4242 | 0.585 | 0.570 → 0.880 | 0.450 → 0.750 | +30.0 | 0.400 | +5.0 | 2.00 |" in page
+
+
+def test_quick_noise_and_rm_quality_runs_report_what_they_measure(exp_out):
+    """noise: a fresh and a persistent flip and the best preference model, on toy sizes; the
+    held-out watch is in every run's curves (its first point and the one after the last step).
+    rm_quality: two labellers, best-of-n against each one's own preference model on one pool of
+    samples, and its table with the exploit probe."""
+    for name, arms in (("noise", "flip_0.3,persistent_0.3,pref_best"),
+                       ("rm_quality", "coin_0.5,checked_1")):
+        proc = subprocess.run([sys.executable, "-m", "lab.experiments", name, "--quick", "--arms",
+                               arms, "--jobs", "2", "--out", str(exp_out)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    noise = json.load(open(exp_out / "noise" / "results.json"))["arms"]
+    curves = noise["persistent_0.3"]["1337"]["curves"]
+    assert len(curves["reward_agreement"]) == 3 and len(curves["heldout/accuracy"]) == 4
+    assert curves["heldout/accuracy"][1] is None and curves["heldout/accuracy"][3] is not None
+    assert "style_lift" in noise["pref_best"]["1337"]["reward_model"]
+    results = json.load(open(exp_out / "rm_quality" / "results.json"))
+    assert set(results["bon"]) == {"coin_0.5", "checked_1"}
+    assert [r["n"] for r in results["bon"]["checked_1"]["1337"]] == [1, 2, 4, 8]
+    assert len(list(exp_out.glob("cache/pretrain-*/bon-pool-8x4.json"))) == 1  # one pool
+    table = (exp_out / "rm_quality" / "results.md").read_text()
+    assert "| coin_0.5 | coin | 0.5 |" in table and "dressed wrong beats right" in table
+
+
+def test_rm_quality_gains_by_hand():
+    """Best-of-n: gold 3 at n = 1, 3.5 after; GRPO's held-out watch 3, -, 4, 3.5: peak +1, final
+    +0.5. Without the watch GRPO's gains are NaN."""
+    g = rm_quality.gains({"curves": {"heldout/gold": [3.0, None, 4.0, 3.5]}},
+                         [{"gold": 3.0}, {"gold": 3.5}])
+    assert g == {"bon_peak": 0.5, "bon_last": 0.5, "rl_peak": 1.0, "rl_final": 0.5}
+    assert math.isnan(rm_quality.gains({"curves": {}}, [{"gold": 1.0}])["rl_peak"])
