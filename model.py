@@ -12,8 +12,9 @@ What it deliberately is not: no loading of pretrained weights (checkpoints are p
 no mixed-precision or torch.compile code (both can be applied from outside), no grouped-query
 attention, no sliding window, no beam search, no top-p, no speculative decoding.
 
-Reading path: GPTConfig -> RMSNorm -> rotary -> CausalSelfAttention (study both paths) -> Block ->
-GPT. The init and `attention_mask` can be skimmed.
+Reading path: GPTConfig -> RMSNorm -> rotary -> CausalSelfAttention (study the explicit path and
+SDPA; the third, our Triton kernel, is flash_attention.py) -> Block -> GPT. The init and
+`attention_mask` can be skimmed.
 
 References:
   Attention Is All You Need, Vaswani et al. 2017, arXiv:1706.03762
@@ -29,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ATTN_IMPLS = ("sdpa", "explicit")
+ATTN_IMPLS = ("sdpa", "explicit", "triton")
 
 # ---------------------------------------------------------------------------------------------
 # Config
@@ -44,7 +45,8 @@ class GPTConfig:
     n_embd: int = 128  # width of the residual stream
     dropout: float = 0.0  # on attention probs and residual branches, only in training mode
     attn_impl: str = "sdpa"  # "sdpa": F.scaled_dot_product_attention (Flash / mem-efficient
-    # kernels on CUDA); "explicit": softmax(q k^T / sqrt(d)) v written out (readable reference)
+    # kernels on CUDA); "explicit": softmax(q k^T / sqrt(d)) v written out (readable reference);
+    # "triton": our own FlashAttention kernel (flash_attention.py; a GPU, or TRITON_INTERPRET=1)
     rope_base: float = 10000.0  # theta in the RoPE frequencies theta^(-2i/d)
 
     def __post_init__(self):
@@ -58,6 +60,9 @@ class GPTConfig:
             raise ValueError(f"n_embd / n_head = {self.n_embd // self.n_head} must be even (RoPE)")
         if self.attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {self.attn_impl!r}")
+        if self.attn_impl == "triton" and self.dropout > 0:
+            raise ValueError(f"attn_impl triton has no attention dropout: use --dropout 0 or "
+                             f"another attn_impl, got dropout {self.dropout}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.rope_base > 0:
@@ -127,8 +132,9 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, mask=None, kv_cache=None):
-        """x (B, T, C); mask (B, 1, T, Tk) bool or None = plain causal (then Tk == T)."""
+    def forward(self, x, cos, sin, mask=None, kv_cache=None, pad=None):
+        """x (B, T, C); mask (B, 1, T, Tk) bool or None = plain causal (then Tk == T); pad (B,)
+        the rows' left padding, which the triton path reads instead of a mask."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, d)
@@ -138,7 +144,10 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:  # write this step's keys/values, attend over the cached ones
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, H, Tk, d) each
         p = self.dropout if self.training else 0.0
-        if self.impl == "sdpa":
+        if self.impl == "triton" and kv_cache is None:
+            from flash_attention import flash_attention  # optional: Triton only on this path
+            y = flash_attention(q, k, v, pad)  # (B, H, T, d), the mask computed in its tiles
+        elif self.impl in ("sdpa", "triton"):  # decoding one query a step: nothing to tile
             # one fused kernel; with mask=None, is_causal lets CUDA pick Flash (2205.14135) and no
             # (T, T) mask is ever built. An explicit mask falls back to the mem-efficient kernel.
             y = F.scaled_dot_product_attention(
@@ -175,8 +184,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg, layer_idx)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin, mask=None, kv_cache=None):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, kv_cache)  # (B, T, C) pre-norm residual
+    def forward(self, x, cos, sin, mask=None, kv_cache=None, pad=None):
+        x = x + self.attn(self.norm1(x), cos, sin, mask, kv_cache, pad)  # (B, T, C) pre-norm
         x = x + self.mlp(self.norm2(x))  # (B, T, C)
         return x
 
@@ -218,20 +227,20 @@ class GPT(nn.Module):
         if t0 + T > self.cfg.block_size:
             raise ValueError(f"{t0 + T} positions exceed block_size {self.cfg.block_size}")
         pos = t0 + torch.arange(T, device=idx.device)  # (T,) absolute positions
-        if pad_len is None and kv_cache is None:
+        pad = torch.as_tensor(0 if pad_len is None else pad_len, device=idx.device).expand(B)
+        if pad_len is None and kv_cache is None:  # pad (B,): each row's left padding
             mask, pos = None, pos.expand(B, T)  # plain causal: no mask tensor at all
         else:
-            pad = torch.as_tensor(0 if pad_len is None else pad_len, device=idx.device)
-            pad = pad.expand(B)  # (B,) left pad per row
             Tk = T if kv_cache is None else kv_cache.key_length(T)
-            mask = attention_mask(pad, t0, T, Tk)  # (B, 1, T, Tk)
+            own = self.cfg.attn_impl == "triton" and kv_cache is None  # the kernel reads pad
+            mask = None if own else attention_mask(pad, t0, T, Tk)  # (B, 1, T, Tk)
             # (B, T) first real token at 0. RoPE only sees m - n, so in exact arithmetic the shift
             # is invisible; it makes a row's floats independent of its batch-mates' lengths.
             pos = (pos[None, :] - pad[:, None]).clamp(min=0)
         cos, sin = self.rope_cos[pos][:, None], self.rope_sin[pos][:, None]  # (B, 1, T, d/2)
         x = self.wte(idx)  # (B, T, C)
         for block in self.blocks:
-            x = block(x, cos, sin, mask, kv_cache)  # (B, T, C)
+            x = block(x, cos, sin, mask, kv_cache, pad)  # (B, T, C)
         if kv_cache is not None:
             kv_cache.length += T
         return self.norm_f(x)  # (B, T, C)

@@ -48,6 +48,7 @@ def rand_ids(B, T, seed=1):
     (dict(dropout=1.0), "dropout"),
     (dict(dropout=-0.1), "dropout"),
     (dict(rope_base=0.0), "rope_base"),
+    (dict(attn_impl="triton", dropout=0.1), "no attention dropout"),
 ])
 def test_config_validation_names_the_field(kw, field):
     with pytest.raises(ValueError, match=field):
