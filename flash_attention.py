@@ -27,10 +27,10 @@ Tiles skip what the mask hides: no key after a tile's last query, no key before 
 padding but for the pad queries' own. A head width that is not a power of two is padded to one
 inside the kernel and masked, so any even width of the presets works.
 
-Where it runs (docs/how-it-works.md): `--attn_impl triton` uses it wherever the model attends over
-a whole sequence at once (pretraining, the preference model, the rollouts' prefill, the GRPO
-update's log-probabilities). Decoding with the KV cache (sampler.py) feeds one query a step,
-where a tiled kernel has nothing to tile: it keeps to SDPA. On a CPU the kernel runs only under
+Where it runs (docs/speed.md): `--attn_impl triton` uses it wherever the model attends over a
+whole sequence without a KV cache (pretraining, the preference model, the GRPO update's and the
+reference's log-probabilities). Sampling (sampler.py) prefills into the cache and then decodes
+one query a step, where a tiled kernel has little to tile: it keeps to SDPA. On a CPU the kernel runs only under
 Triton's interpreter (TRITON_INTERPRET=1, the tests' way), far slower than the explicit path.
 
 What this deliberately is not: a tuned kernel (no autotuning, no warp specialisation, no FP8), or
