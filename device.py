@@ -1,10 +1,17 @@
 """
-What a stage asks of the device it runs on, beside the maths: a clock that waits for the
-device, and memory handed back between stages.
+What a stage asks of the device it runs on, beside the maths: the precision its matmuls run in,
+a clock that waits for the device, and memory handed back between stages.
 
+    with autocast(device, precision(device, run.precision)):   # bf16 on a GPU, nothing on a CPU
     clock = Stopwatch(device)        # t = 0 once the device has finished what was queued
     ...; clock.lap("rollout")        # seconds since the last lap, read after the device caught up
     release_free_memory()            # between stages: free heap pages go back to the OS
+
+bf16 is autocast, not bf16 weights: the weights, AdamW's moments, the logits, log-probabilities,
+ratios and losses stay fp32 (model.forward returns fp32 logits, logprobs.py takes its softmax in
+fp32, the preference model's score is computed in fp32), and the matmuls and attention run in
+bfloat16. On a CPU a bf16 matmul is slower than an fp32 one (docs/speed.md), so `auto` keeps
+fp32 there and the CPU run is the same code it always was.
 
 CUDA runs asynchronously: a kernel is queued and the Python line after it runs at once, so a
 clock read without `sync` times the queueing, not the work. On a CPU `sync` does nothing.
@@ -16,6 +23,23 @@ import ctypes
 import time
 
 import torch
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def precision(device, requested: str) -> str:
+    """What --precision means on `device`: auto is bf16 on a CUDA GPU that has bfloat16, fp32
+    elsewhere. precision("cpu", "auto") -> "fp32" """
+    if requested != "auto":
+        return requested
+    return "bf16" if str(device).startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def autocast(device, resolved: str):
+    """The context a stage's forward passes run in: bf16 autocast on CUDA when `resolved` is
+    bf16, else one that does nothing."""
+    return torch.autocast("cuda", dtype=torch.bfloat16,
+                          enabled=str(device).startswith("cuda") and resolved == "bf16")
 
 
 def sync(device) -> None:

@@ -87,7 +87,8 @@ class PreferenceModel(nn.Module):
     def forward(self, idx, pad_len=None):
         """Scores (N,) for left-padded ids (N, T) with pad counts (N,)."""
         h = self.body.hidden(idx, pad_len)         # (N, T, C) final-normed hidden states
-        return self.head(h[:, -1])[:, 0]           # (N,) r = w . h_last + b
+        with torch.autocast(idx.device.type, enabled=False):  # r in fp32 under bf16 autocast:
+            return self.head(h[:, -1].float())[:, 0]  # (N,) r = w . h_last + b; bf16 would tie
 
 
 @torch.no_grad()

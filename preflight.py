@@ -66,6 +66,17 @@ def check_device(device: str, world: int) -> None:
                           f"CUDA device(s): use --nproc_per_node {count} or fewer")
 
 
+def check_precision(device: str, precision: str) -> None:
+    """bf16 is autocast on a CUDA GPU that has bfloat16 (device.py); a CPU runs fp32."""
+    if precision != "bf16":
+        return
+    if device == "cpu":
+        raise ConfigError("--precision bf16 is autocast on a CUDA GPU; a CPU runs fp32 (a bf16 "
+                          "matmul is slower there): use --precision auto or fp32")
+    if not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"--precision bf16, but {device} has no bfloat16: use --precision fp32")
+
+
 def check_lengths(tok: Tokenizer, splits, block_size: int, max_new_tokens: int,
                   docs: list | None = None) -> None:
     """Every sequence the run will build fits in the context. docs: the tokenized pretraining

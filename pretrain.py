@@ -8,7 +8,9 @@ prompt and padding targets are -1 (`pack`). Documents of similar length are batc
 (length buckets), so a batch carries little padding. AdamW (Loshchilov & Hutter, arXiv
 1711.05101) with weight decay on matrices only, linear warm-up and cosine decay, gradient
 clipping, bf16 autocast on CUDA; on CPU fp32 (a bf16 matmul is slower there: lab/bench.py measures
-both). Every cfg.ckpt_every steps the run's state goes to pretrain.state.pt (--resume).
+both; `--precision`, device.py). With CUDA the step runs under torch.compile (`--compile`): its
+shapes repeat, bucket after bucket. Every cfg.ckpt_every steps the run's state goes to
+pretrain.state.pt (--resume).
 
 Under torchrun (dist.py) every rank computes the same batch order and takes `batch[rank::world]`
 of each global batch, its loss scaled by its share of the batch's target tokens, so that the
@@ -33,7 +35,7 @@ from checkpoint import save_model, state_path
 from data.ceiling import imitation_ceiling
 from data.problems import Splits, TaskConfig, teacher_solution
 from data.tokenizer import Tokenizer
-from device import Stopwatch
+from device import Stopwatch, autocast as device_autocast, precision
 from evaluate import evaluate
 from guard import SkipNonFinite
 from loop import TrainingLoop
@@ -138,7 +140,8 @@ def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: st
     torch.manual_seed(run.seed)
     model = GPT(dataclasses.replace(gpt, vocab_size=tok.n_vocab)).to(device)
     opt = make_optimizer(model, cfg, fused=device.startswith("cuda"))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
+    autocast = device_autocast(device, precision(device, run.precision))  # bf16 on a GPU
+    fast = run.compile == "on" or (run.compile == "auto" and device.startswith("cuda"))
     gen = torch.Generator().manual_seed(run.seed)
     if rank == 0:
         print(f"pretrain | {model.num_params() / 1e6:.2f}M params | vocab {tok.n_vocab} | "
@@ -149,7 +152,8 @@ def pretrain(run, task: TaskConfig, gpt: GPTConfig, cfg: PretrainConfig, out: st
                         max_bad_steps=run.max_bad_steps, log="pretrain_log.jsonl",
                         state=dict(queue=[], history=[], tokens=0, train_time=0.0, ema=None))
     s = loop.state                               # the loop's running figures, saved with it
-    trainer = DDP(model) if world > 1 else model               # averages grads over ranks
+    trainer = torch.compile(model) if fast else model          # one graph: the shapes repeat
+    trainer = DDP(trainer) if world > 1 else trainer           # averages grads over ranks
     validate = Validation(model, tok, splits, task, run, autocast, device)
     # ---- the loop
     for step in loop:

@@ -49,7 +49,7 @@ from bradley_terry import PreferenceConfig, train_reward_model
 from checkpoint import clear_state, read_json, state_path, update_report, write_json, write_text
 from data.problems import Splits, TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
-from device import release_free_memory
+from device import PRECISIONS, autocast, precision, release_free_memory
 from evaluate import evaluate_stage
 from grpo import GRPOConfig, train_grpo
 from guard import NonFiniteError
@@ -72,6 +72,10 @@ class RunConfig:
     eval_batch: int = 32        # held-out prompts per sampling call (x eval_k rows): memory
     max_new_tokens: int = 192   # completion budget at evaluation and in RL
     max_bad_steps: int = 5      # non-finite updates in a row (each skipped) that stop a stage
+    precision: str = "auto"     # bf16 (autocast: matmuls in bfloat16, weights and log-probs fp32)
+                                # | fp32 | auto: bf16 on a GPU that has it, fp32 on a CPU
+    compile: str = "auto"       # torch.compile the pretraining step (its shapes repeat): on | off
+                                # | auto: on with CUDA. RL's shapes change every step: eager
 
     def __post_init__(self):
         if self.preset not in ("", *PRESETS):
@@ -79,6 +83,11 @@ class RunConfig:
         bad = [s for s in self.stages.split(",") if s not in STAGES]
         if bad:
             raise ValueError(f"--stages: unknown stage {bad[0]!r} (stages: {', '.join(STAGES)})")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"--compile must be auto, on or off, got {self.compile!r}")
         if min(self.eval_k, self.eval_batch, self.max_new_tokens, self.max_bad_steps) < 1:
             raise ValueError("--eval_k, --eval_batch, --max_new_tokens and --max_bad_steps "
                              "must be >= 1")
@@ -253,6 +262,7 @@ def main(argv: list[str]) -> None:
     device = run.device or ("cuda" if torch.cuda.is_available() else "cpu")
     preflight.check_settings(run, task, gpt, pcfg, gcfg, world)
     preflight.check_device(device, world)
+    preflight.check_precision(device, run.precision)
 
     # the run directory belongs to one config: refuse to mix two runs in one folder, and refuse
     # to start afresh over an interrupted run (that is what --resume is for)
@@ -295,16 +305,19 @@ def main(argv: list[str]) -> None:
             figures = pretrain(run, task, gpt, pcfg, out, device, splits, tok, docs,
                                resume is not None)
         elif stage == "grpo":
-            figures = train_grpo(run, rcfg, prefcfg, gcfg, out, device, splits,
-                                 resume is not None)
+            with autocast(device, precision(device, run.precision)):   # bf16 on a GPU
+                figures = train_grpo(run, rcfg, prefcfg, gcfg, out, device, splits,
+                                     resume is not None)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":
-            figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out, device,
-                                         resume is not None)
+            with autocast(device, precision(device, run.precision)):
+                figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out,
+                                             device, resume is not None)
         else:
-            figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None,
-                                     rcfg.banned)
+            with autocast(device, precision(device, run.precision)):
+                figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None,
+                                         rcfg.banned)
         if rank == 0:
             update_report(out, figures)
             progress["done"].append(stage)

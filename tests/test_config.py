@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 import config
 import pretrain
@@ -84,3 +85,21 @@ def test_help_shows_every_knob_with_its_comment_grouped_by_stage():
     assert "GRPOConfig: GRPO: the group advantage" in text
     assert "  --lr 0.003" in text and "peak learning rate" in text
     assert "(readable reference)" in config.field_comments(GPTConfig)["attn_impl"]
+
+
+def test_precision_is_fp32_on_a_cpu_and_autocast_does_nothing_there():
+    """--precision auto on a CPU is fp32, and the context the stages run in leaves every matmul
+    in fp32: the CPU run is the code it always was. A preference model's score is fp32 even
+    under a bf16 autocast (CPU autocast stands in for CUDA's here)."""
+    from device import autocast, precision
+    from model import GPTConfig
+    from preference import PreferenceModel
+    assert precision("cpu", "auto") == "fp32" and precision("cpu", "fp32") == "fp32"
+    a = torch.randn(4, 4)
+    with autocast("cpu", "bf16"):
+        assert (a @ a).dtype == torch.float32
+    rm = PreferenceModel(GPTConfig(vocab_size=32, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    idx = torch.randint(0, 32, (3, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        r = rm(idx, torch.zeros(3, dtype=torch.long))
+    assert r.dtype == torch.float32

@@ -100,6 +100,8 @@ def test_smoke_run_writes_every_stage_into_the_report(smoke):
     (["--ckpt_every", "0"], "--ckpt_every must be >= 1"),
     (["--preset", "tiny"], "--preset must be one of"),
     (["--max_new_tokens", "300"], "leaves no room for a prompt in --block_size 256"),
+    (["--precision", "bf16", "--device", "cpu"], "--precision bf16 is autocast on a CUDA GPU"),
+    (["--compile", "yes"], "--compile must be auto, on or off"),
 ])
 def test_bad_config_is_one_line(args, message, tmp_path):
     fails_with([*args, "--out", str(tmp_path / "run")], message)
