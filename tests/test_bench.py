@@ -3,6 +3,7 @@
 The subprocess checks the bench.json shape docs/speed.md describes (keys, types, positive figures),
 never the speed: quick mode runs tiny sizes on whatever machine runs the tests."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -78,12 +79,19 @@ def test_saved_bytes_sees_the_explicit_attention_matrix(impl, per_head):
     assert saved.bytes > 0
 
 
-def test_quick_run_writes_the_promised_json(tmp_path):
-    out = tmp_path / "bench.json"
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory):
+    """One `python -m lab.bench --quick`: its JSON and its stdout, for the tests below."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "lab.bench", "--quick", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "QUICK MODE" in proc.stdout and "kv speedup" in proc.stdout
+    return out, proc.stdout
+
+
+def test_quick_run_writes_the_promised_json(quick_bench):
+    out, stdout = quick_bench
+    assert "QUICK MODE" in stdout and "kv speedup" in stdout
     res = json.load(open(out))
     assert isinstance(res["device"], str) and res["quick"] is True
     assert isinstance(res["matmul_peak_flops"], float) and res["matmul_peak_flops"] > 0
@@ -131,3 +139,22 @@ def test_trl_work_runs_grpo_step_on_trls_benchmark_work():
     assert w["rows"] == 128 and w["new_tokens"] == 24 and 0 < w["rollout_s"] < w["step_s"]
     assert w["flop_fraction"] == pytest.approx(w["step_flops"] / 1e11 / w["step_s"])
     assert 780_000 < w["params"] < 800_000                 # TRL's benchmark shape, our GPT
+
+
+def test_the_gpu_check_runs_on_a_cpu_at_toy_sizes(quick_bench, tmp_path):
+    """python -m lab.gpu_check --quick on the bench figures above (--bench), Triton under its
+    interpreter: the three attention paths agree on outputs and gradients, each is timed, and
+    the smoke preset's time is estimated stage by stage from the measured throughputs."""
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, "-m", "lab.gpu_check", "--quick", "--bench",
+                           str(quick_bench[0]), "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.load(open(out))
+    paths = res["attention"]
+    expected = {"explicit", "sdpa"} | ({"triton"} if importlib.util.find_spec("triton") else set())
+    for name in expected:
+        assert paths[name]["seconds"] > 0 and paths[name]["max_abs_diff"] < 1e-5, (name, paths)
+    est = res["estimate"]
+    assert est["total_s"] == pytest.approx(est["pretrain_s"] + est["grpo_s"] + est["eval_s"])
+    assert res["work"]["preset"] == "smoke" and res["work"]["pretrain_tokens"] > 0
