@@ -73,6 +73,13 @@ class PreferenceConfig:
     rater_hurried: str = "style"  # a labeller who does not check: style (judges g alone: a
                                 # bias a model can learn) | coin (a fair coin: noise)
     rater_phrase: float = 0.0   # what data.problems.PHRASE in an answer adds to the human's g
+    rm_online_every: int = 0    # online RLHF (online.py): every N GRPO steps the human labels
+                                # pairs of the policy's own samples and the model is updated on
+                                # them; 0: the offline model, frozen
+    rm_online_pairs: int = 32   # prompts drawn each time, two samples of each: one pair each
+    rm_online_steps: int = 10   # BT updates after each labelling, half of each batch the online
+                                # labels, half the teacher's pairs (replayed)
+    rm_online_lr: float = 3e-4  # their learning rate (constant)
 
     def __post_init__(self):
         if self.rm_init not in INITS:
@@ -81,6 +88,11 @@ class PreferenceConfig:
                      "rm_steps", "rm_batch_size", "rm_ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if min(self.rm_online_every, self.rm_online_pairs - 1, self.rm_online_steps - 1) < 0:
+            raise ValueError("rm_online_every must be >= 0, rm_online_pairs and rm_online_steps "
+                             ">= 1")
+        if not self.rm_online_lr > 0:
+            raise ValueError(f"rm_online_lr must be > 0, got {self.rm_online_lr}")
         if not self.rm_lr > 0 or not self.rater_tau > 0 or not self.rm_center >= 0:
             raise ValueError("rm_lr and rater_tau must be > 0, rm_center >= 0")
         if not (0 <= self.rm_solution_pairs <= 1 and 0 <= self.rater_check <= 1):
@@ -137,9 +149,7 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
     Returns the stage's figures for report.json."""
     tok = Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
     # ---- setup: labelled pairs (the held-out ones from the in_dist set), the model, the optimiser
-    train_pairs = make_pairs(training_prompts(task, cfg.rm_pairs), task, cfg.human,
-                             random.Random(f"{task.task_seed}/pair-labels"),
-                             solution_share=cfg.rm_solution_pairs)
+    train_pairs = offline_pairs(task, cfg)
     held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
     eval_pairs = heldout_pairs(held_out, task, cfg)
     torch.manual_seed(run.seed)
@@ -221,6 +231,14 @@ def new_preference_model(cfg: PreferenceConfig, gpt: GPTConfig, tok, out: str) -
         return rm
     return PreferenceModel(dataclasses.replace(gpt, vocab_size=tok.n_vocab, n_layer=cfg.rm_n_layer,
                                                n_head=cfg.rm_n_head, n_embd=cfg.rm_n_embd))
+
+
+def offline_pairs(task: TaskConfig, cfg: PreferenceConfig) -> list[Pair]:
+    """The reward stage's rm_pairs labelled pairs of the teacher's text, one per fresh training
+    prompt, the same labels every time for one task and human (online.py replays them)."""
+    return make_pairs(training_prompts(task, cfg.rm_pairs), task, cfg.human,
+                      random.Random(f"{task.task_seed}/pair-labels"),
+                      solution_share=cfg.rm_solution_pairs)
 
 
 def heldout_pairs(held_out, task: TaskConfig, cfg: PreferenceConfig) -> list[Pair]:

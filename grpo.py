@@ -66,6 +66,7 @@ from grpo_log import heldout_watch, step_line, step_metrics
 from grpo_loss import kl_k3, update
 from logprobs import chunked_logprobs
 from loop import TrainingLoop
+from online import OnlineLabels
 from preference import load_reward_model
 from reward import Reward, Scored
 from sampler import Rollout, generate
@@ -261,15 +262,19 @@ def rl_lr_at(step: int, cfg: GRPOConfig) -> float:
 # the stage: steps of grpo_step on the corpus's questions, from pretrain.pt to rl.pt
 
 def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, splits,
-               resume: bool = False) -> dict:
+               resume: bool = False, task=None) -> dict:
     """The grpo stage: cfg.rl_steps of grpo_step from out/pretrain.pt on the corpus's questions
     (never a held-out one), on the reward of reward.py; writes grpo_log.jsonl (a row a step)
     and rl.pt. `run` is train.RunConfig; the preference model is loaded whenever the run has
-    one (at w_pref = 0 for the log only). Returns the stage's figures for report.json."""
+    one (at w_pref = 0 for the log only), and with --rm_online_every kept on the policy's
+    samples by fresh labels (online.py; `task`, the corpus's TaskConfig, gives the teacher's
+    pairs it replays). Returns the stage's figures for report.json."""
     rank, world = dist.rank(), dist.world()
     if cfg.prompts_per_step % world:
         raise ValueError(f"--prompts_per_step {cfg.prompts_per_step} is not a multiple of the "
                          f"{world} processes")
+    if prefcfg.rm_online_every and (world > 1 or task is None):
+        raise ValueError("--rm_online_every labels in one process (not under torchrun)")
     # ---- setup: the policy, its frozen start (the reference), the reward, the optimiser
     policy, tok, _ = load_model(out, "pretrain", device)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.watch_kl else None
@@ -288,6 +293,12 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     trainer = DDP(policy) if world > 1 else policy                   # averages grads over ranks
     policy.eval()                                                    # dropout off, always
     prompts = [p for p, _ in splits.train]
+    online = (OnlineLabels(reward, tok, prefcfg, task, prompts, splits.in_dist, device, run.seed,
+                           cfg.rl_temperature, run.max_new_tokens)
+              if prefcfg.rm_online_every else None)                  # online RLHF (online.py)
+    if online and "online" in loop.state:
+        online.load(loop.state["online"])                            # --resume
+    labels = online.labels if online else prefcfg.rm_pairs * (rcfg.w_pref > 0)  # human labels
     over = cfg.oversample if rcfg.w_correct > 0 else 1.0             # no verifier paid: no
     b = math.ceil(over * (cfg.prompts_per_step // world))            # selection; drawn per rank
     held_out = splits.in_dist[:cfg.heldout_prompts]                  # the held-out watch's set
@@ -308,6 +319,10 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
         loop.state["no_signal"] += int(not s.updated)
         row = {"step": step, **step_metrics(s), **held, "skipped": loop.guard.skipped,
                "no_signal": loop.state["no_signal"]}
+        if online and (step + 1) % prefcfg.rm_online_every == 0:     # label the policy's samples
+            row.update(online(policy, step))
+            loop.state["online"], labels = online.state(), online.labels
+        row["labels"] = labels
         loop.log(row)
         if rank == 0:
             tqdm.write(step_line(row, list(s.scored.terms)))
@@ -323,7 +338,10 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
                "train_accuracy_first10": sum(acc[:10]) / len(acc[:10]),
                "train_accuracy_last10": sum(acc[-10:]) / len(acc[-10:]),
                "skipped_updates": loop.guard.skipped, "no_signal_steps": loop.state["no_signal"],
-               "time_s": loop.elapsed()}
+               "time_s": loop.elapsed(), "labels": labels}
+    if online:                                                       # the model it ended with
+        save_model(out, "reward_online", reward.rm, {"labels": labels, "scope": rcfg.pref_scope,
+                                                     "tokenizer": tok.fingerprint})
     if cfg.heldout_every:                                            # after the last step
         summary["heldout_final"] = watch()
     return {"grpo": summary, "time_s": {"grpo": summary["time_s"]}}

@@ -307,7 +307,7 @@ def main(argv: list[str]) -> None:
         elif stage == "grpo":
             with autocast(device, precision(device, run.precision)):   # bf16 on a GPU
                 figures = train_grpo(run, rcfg, prefcfg, gcfg, out, device, splits,
-                                     resume is not None)
+                                     resume is not None, task)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":

@@ -2,7 +2,7 @@
 
 Subprocess runs of the smoke preset, made a little longer than the preset (40 pretraining steps,
 6 GRPO steps, states saved often) so a kill lands in the middle of a stage, with dropout on so
-that torch's global generator matters too. Every figure of
+that torch's global generator matters too, and every stream the GRPO stage carries. Every figure of
 report.json must then equal an uninterrupted run's, timings aside: on CPU the run is
 deterministic, and the state file holds everything the loops need to continue."""
 
@@ -27,7 +27,10 @@ from bradley_terry import PreferenceConfig, train_reward_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONGER = ["--preset", "smoke", "--pretrain_steps", "40", "--ckpt_every", "5", "--dropout", "0.1",
-          "--rl_steps", "6", "--rl_ckpt_every", "2", "--rl_eval_every", "3"]
+          "--rl_steps", "6", "--rl_ckpt_every", "2", "--rl_eval_every", "3",
+          # every random stream and state the GRPO stage carries: fresh verifier flips, online
+          # labels (the preference model, its optimiser, the labels), the held-out watch
+          "--flip", "0.2", "--rm_online_every", "3", "--heldout_every", "2"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
