@@ -45,7 +45,7 @@ from tqdm import tqdm
 import config
 import train
 from checkpoint import write_json, write_text
-from lab import lift, overopt, passk, rm_quality, summary
+from lab import label_cost, lift, overopt, passk, rm_quality, summary
 from lab.questions import (BON_PROMPTS, EXPERIMENTS, PASSK_PROMPTS, QUICK, QUICK_BON,
                            QUICK_PASSK, SIZES)
 
@@ -260,6 +260,8 @@ def main(argv: list[str]) -> None:
         table += "\n" + passk.markdown(sampled, summary.mean_std)
     if exp.corpus_seeds:
         table += "\n" + lift.markdown(results)
+    if exp.label_cost:
+        table += "\n" + label_cost.markdown(results)
     write_text(os.path.join(folder, "results.md"), table)
     print(table)
     if summary.plot(results, exp.curves, os.path.join(folder, "curves.png")):
@@ -269,6 +271,8 @@ def main(argv: list[str]) -> None:
             print(f"       {os.path.join(folder, 'rm_quality.png')}")
         elif bon and overopt.plot(bon, results, os.path.join(folder, "overopt.png")):
             print(f"       {os.path.join(folder, 'overopt.png')}")
+        if exp.label_cost and label_cost.plot(results, os.path.join(folder, "label_cost.png")):
+            print(f"       {os.path.join(folder, 'label_cost.png')}")
         if sampled and passk.plot(sampled, os.path.join(folder, "passk.png")):
             print(f"       {os.path.join(folder, 'passk.png')}")
     else:

@@ -21,6 +21,7 @@ SCOPE = dict(p_phrase=0.1, rater_phrase=0.5, w_pref=1.0)
 # every one of its 8,000 pairs is two solutions labelled by someone who checked
 BEST_RM = dict(pref_scope="response", rm_init="pretrained", rm_solution_pairs=1.0,
                rater_check=1.0, rm_pairs=8000, rm_steps=500)
+ONLINE = dict(rm_online_every=10, rm_online_pairs=32, rm_online_steps=10)  # online.py
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Experiment:
     bon: int = 0
     bon_each_arm: bool = False  # best-of-n against each arm's own preference model (one pool of
                                 # samples per seed), not the seed's one (rm_quality)
+    label_cost: bool = False    # held-out accuracy against human labels spent (label_cost.py)
     passk: int = 0
     at_sizes: bool = True       # the arms at SIZES; False: the cpu preset as python train.py has it
     first_seed: int = 1337      # seeds first_seed, first_seed + 1, ... (--first_seed overrides)
@@ -148,6 +150,23 @@ EXPERIMENTS = {
         curves=("heldout/gold", "heldout/accuracy", "heldout/rank_agreement", "kl_k1_seq"),
         columns=("greedy_accuracy", "pass@1", "gold_utility", "mean_length"),
         bon=64, bon_each_arm=True),
+    # online RLHF as labs run it (Bai et al., arXiv 2204.05862 §4.5; Touvron et al., arXiv
+    # 2307.09288 §3.2.2; Xiong et al., arXiv 2312.11456): fresh labels on the policy's own
+    # samples every 10 steps, labellers who never, sometimes or always check, against the
+    # offline model and the verifier, which costs no labels
+    "online": Experiment(
+        "Online RLHF: the preference model relabelled on the policy's samples every 10 steps, "
+        "by labellers who check never, half the time or always; what the labels buy",
+        dict(heldout_every=10, pref_scope="response"),
+        {"verifier": dict(w_pref=0.0),
+         "offline": ALONE,
+         "online_never": dict(ALONE, **ONLINE, rater_check=0.0),
+         "online_half": dict(ALONE, **ONLINE, rater_check=0.5),
+         "online_always": dict(ALONE, **ONLINE, rater_check=1.0),
+         "online_blend": dict(ONLINE, rater_check=0.5)},             # beside the verifier
+        curves=("heldout/accuracy", "heldout/gold", "rank_agreement", "labels"),
+        columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "mean_length"),
+        label_cost=True),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts

@@ -28,7 +28,8 @@ def collect(arm_runs: list[tuple]) -> dict:
         report = json.load(open(os.path.join(run.out, "report.json")))
         rm_report = json.load(open(os.path.join(run.out, "reward.json")))
         rows = [json.loads(line) for line in open(os.path.join(run.out, "grpo_log.jsonl"))]
-        curves = {k: [r.get(k) for r in rows] for k in rows[0] if isinstance(rows[0][k], float)}
+        curves = {k: [r.get(k) for r in rows] for k, v in rows[0].items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
         for k, v in report["grpo"].get("heldout_final", {}).items():    # the held-out watch
             curves[k] = curves[k] + [v]                                  # after the last step
         results.setdefault(arm, {})[str(seed)] = {
@@ -120,6 +121,7 @@ CURVE_TITLES = {
     "heldout/gold": "human's true utility (gold),\n32 held-out problems",
     "heldout/proxy": "preference model's score (proxy),\n32 held-out problems",
     "heldout/rank_agreement": "preference model ranks right above\nwrong, held-out samples",
+    "labels": "human labels spent",
 }
 
 

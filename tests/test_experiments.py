@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import config
-from lab import experiments, rm_quality, summary
+from lab import experiments, label_cost, rm_quality, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -222,13 +222,13 @@ def test_the_per_seed_table_by_hand(tmp_path):
     assert "| 4242 | 0.585 | 0.570 → 0.880 | 0.450 → 0.750 | +30.0 | 0.400 | +5.0 | 2.00 |" in page
 
 
-def test_quick_noise_and_rm_quality_runs_report_what_they_measure(exp_out):
+def test_quick_noise_rm_quality_and_online_runs_report_what_they_measure(exp_out):
     """noise: a fresh and a persistent flip and the best preference model, on toy sizes; the
     held-out watch is in every run's curves (its first point and the one after the last step).
     rm_quality: two labellers, best-of-n against each one's own preference model on one pool of
-    samples, and its table with the exploit probe."""
+    samples, and its table with the exploit probe. online: the labels each arm spent."""
     for name, arms in (("noise", "flip_0.3,persistent_0.3,pref_best"),
-                       ("rm_quality", "coin_0.5,checked_1")):
+                       ("rm_quality", "coin_0.5,checked_1"), ("online", "verifier,online_half")):
         proc = subprocess.run([sys.executable, "-m", "lab.experiments", name, "--quick", "--arms",
                                arms, "--jobs", "2", "--out", str(exp_out)], cwd=ROOT,
                               capture_output=True, text=True, timeout=600)
@@ -244,6 +244,10 @@ def test_quick_noise_and_rm_quality_runs_report_what_they_measure(exp_out):
     assert len(list(exp_out.glob("cache/pretrain-*/bon-pool-8x4.json"))) == 1  # one pool
     table = (exp_out / "rm_quality" / "results.md").read_text()
     assert "| coin_0.5 | coin | 0.5 |" in table and "dressed wrong beats right" in table
+    online = json.load(open(exp_out / "online" / "results.json"))["arms"]
+    assert online["verifier"]["1337"]["curves"]["labels"] == [0, 0, 0]
+    assert online["online_half"]["1337"]["curves"]["labels"][0] > 0    # the offline pairs
+    assert "## what the labels bought" in (exp_out / "online" / "results.md").read_text()
 
 
 def test_rm_quality_gains_by_hand():
@@ -253,3 +257,9 @@ def test_rm_quality_gains_by_hand():
                          [{"gold": 3.0}, {"gold": 3.5}])
     assert g == {"bon_peak": 0.5, "bon_last": 0.5, "rl_peak": 1.0, "rl_final": 0.5}
     assert math.isnan(rm_quality.gains({"curves": {}}, [{"gold": 1.0}])["rl_peak"])
+
+
+def test_label_cost_points_by_hand():
+    """The watch at steps 0 and after the last (2 steps): labels 10 then 12 at the last step."""
+    x, y = label_cost.points({"curves": {"labels": [10, 12], "heldout/accuracy": [0.5, None, 0.7]}})
+    assert x.tolist() == [10, 12] and y.tolist() == [0.5, 0.7]
