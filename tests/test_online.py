@@ -20,7 +20,7 @@ PROBLEM = Problem("Ann has 40 apples. She buys 3 more. How many apples does Ann 
                   40, (("+", 3),), 43, "Ann", ("apple", "apples"))
 THINK = "40+3: 0+3=3, 4+0=4, so 43."
 RIGHT = f"<think>{THINK}</think><answer>Ann has 43 apples now.</answer>"
-WRONG = f"<think>40+3: 0+3=3, 4+0=4, so 42.</think><answer>Ann has 42 apples now.</answer>"
+WRONG = "<think>40+3: 0+3=3, 4+0=4, so 42.</think><answer>Ann has 42 apples now.</answer>"
 
 
 class Drawn:
