@@ -300,22 +300,23 @@ def main(argv: list[str]) -> None:
     if resume is not None and rank == 0:
         print(f"resuming {out} | stages done: {', '.join(progress['done']) or 'none'} | "
               f"to do: {', '.join(todo) or 'none'}")
+    in_precision = autocast(device, precision(device, run.precision))  # bf16 on a GPU; reusable
     for stage in todo:
         if stage == "pretrain":
             figures = pretrain(run, task, gpt, pcfg, out, device, splits, tok, docs,
                                resume is not None)
         elif stage == "grpo":
-            with autocast(device, precision(device, run.precision)):   # bf16 on a GPU
+            with in_precision:
                 figures = train_grpo(run, rcfg, prefcfg, gcfg, out, device, splits,
                                      resume is not None, task)
         elif rank > 0:                     # the small stages run on rank 0; the others wait
             figures = {}
         elif stage == "reward":
-            with autocast(device, precision(device, run.precision)):
+            with in_precision:
                 figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out,
                                              device, resume is not None)
         else:
-            with autocast(device, precision(device, run.precision)):
+            with in_precision:
                 figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None,
                                          rcfg.banned)
         if rank == 0:

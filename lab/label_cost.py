@@ -20,11 +20,7 @@ def points(run: dict) -> tuple[np.ndarray, np.ndarray]:
     """One run's (labels spent, held-out accuracy) at the watch's steps; the watch after the
     last step at the last step's labels. points({"curves": {"labels": [10, 12],
     "heldout/accuracy": [0.5, None, 0.7]}}) -> ([10, 12], [0.5, 0.7])"""
-    acc = np.array(run["curves"].get("heldout/accuracy", []), float)
-    labels = np.array(run["curves"]["labels"], float)
-    labels = np.append(labels, labels[-1])[:len(acc)]
-    seen = ~np.isnan(acc)
-    return labels[seen], acc[seen]
+    return summary.at_watch(run["curves"]["labels"], run["curves"].get("heldout/accuracy", []))
 
 
 def markdown(results: dict) -> str:

@@ -147,10 +147,8 @@ def rl_points(curves: dict) -> tuple[np.ndarray, np.ndarray]:
     at every step, which is measured on the prompts the policy is being fitted to."""
     d = np.sqrt(np.clip(np.asarray(curves["kl_k1_seq"], float), 0, None))
     if "heldout/gold" in curves:
-        gold = np.asarray(curves["heldout/gold"], float)             # steps + 1 entries
-        d = np.append(d, d[-1])[:len(gold)]
-        seen = ~np.isnan(gold)
-        return d[seen], gold[seen] - gold[seen][0]
+        d, gold = summary.at_watch(d, curves["heldout/gold"])
+        return d, gold - gold[0]
     gold = np.asarray(curves["gold"], float)
     return d, gold - gold[0]
 

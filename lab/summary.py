@@ -42,6 +42,16 @@ def collect(arm_runs: list[tuple]) -> dict:
     return results
 
 
+def at_watch(xs, watched) -> tuple[np.ndarray, np.ndarray]:
+    """A per-step curve xs (one entry a step) at the points a cadence curve was logged (the
+    held-out watch: NaN between its steps, and one entry more, after the last step, which takes
+    the last step's x). at_watch([10, 12], [0.5, None, 0.7]) -> ([10, 12], [0.5, 0.7])"""
+    ys = np.asarray(watched, float)
+    xs = np.append(np.asarray(xs, float), float(xs[-1]))[:len(ys)]
+    seen = ~np.isnan(ys)
+    return xs[seen], ys[seen]
+
+
 def last10(ys: list) -> float:
     """The mean of a curve's last 10 entries, NaN (and no warning) when none was logged; for a
     curve logged at a cadence that is its last point. last10([1.0] + [None] * 9 + [3.0]) -> 3.0"""
