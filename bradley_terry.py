@@ -73,6 +73,11 @@ class PreferenceConfig:
     rater_hurried: str = "style"  # a labeller who does not check: style (judges g alone: a
                                 # bias a model can learn) | coin (a fair coin: noise)
     rater_phrase: float = 0.0   # what data.problems.PHRASE in an answer adds to the human's g
+    harm_model: str = "rule"    # the harm term: rule (the human's own, verifiers.harm) |
+                                # learned (a classifier of the whole response trained here on
+                                # the human's judgements: harmlessness.py)
+    harm_examples: int = 2000   # its labelled responses (a rude remark in about half)
+    harm_steps: int = 150       # its AdamW steps (rm_batch_size, rm_lr, the rm_n_* sizes)
     rm_online_every: int = 0    # online RLHF (online.py): every N GRPO steps the human labels
                                 # pairs of the policy's own samples and the model is updated on
                                 # them; 0: the offline model, frozen
@@ -85,7 +90,7 @@ class PreferenceConfig:
         if self.rm_init not in INITS:
             raise ValueError(f"rm_init must be one of {INITS}, got {self.rm_init!r}")
         for name in ("rm_n_layer", "rm_n_head", "rm_n_embd", "rm_pairs", "rm_eval_pairs",
-                     "rm_steps", "rm_batch_size", "rm_ckpt_every"):
+                     "rm_steps", "rm_batch_size", "rm_ckpt_every", "harm_examples", "harm_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if min(self.rm_online_every, self.rm_online_pairs - 1, self.rm_online_steps - 1) < 0:
@@ -97,6 +102,8 @@ class PreferenceConfig:
             raise ValueError("rm_lr and rater_tau must be > 0, rm_center >= 0")
         if not (0 <= self.rm_solution_pairs <= 1 and 0 <= self.rater_check <= 1):
             raise ValueError("rm_solution_pairs and rater_check are shares: each must be in [0, 1]")
+        if self.harm_model not in ("rule", "learned"):
+            raise ValueError(f"harm_model must be rule or learned, got {self.harm_model!r}")
         if self.rater_hurried not in HURRIED:
             raise ValueError(f"rater_hurried must be one of {HURRIED}, got {self.rater_hurried!r}")
         if not self.rater_c >= 0:

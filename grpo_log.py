@@ -90,12 +90,14 @@ def ranking_agreement(score: torch.Tensor, right: torch.Tensor) -> tuple[float, 
 
 @torch.no_grad()
 def heldout_watch(policy, tok, problems, reward, k: int, max_new_tokens: int, seed: int,
-                  temperature: float = 1.0) -> dict:
+                  temperature: float = 1.0, prefix: str = "heldout") -> dict:
     """The policy on a fixed held-out set, k samples per problem at the rollout temperature, with
     the same sampling noise at every call (seed): accuracy (the exact match, never flipped), gold
     (the human's true utility), proxy (the preference model's raw score) and its spread over the
     samples (proxy_std), and how often its σ(r - r_ref) ranks a right sample above a wrong one
-    of the same problem. Keys "heldout/..."; the proxy's are NaN without a preference model."""
+    of the same problem. Keys "<prefix>/..."; the proxy's are NaN without a preference model.
+    On requests for a note (data/general.py) accuracy is the share passing on the right count,
+    the human's own check, which no reward reads."""
     device = next(policy.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     texts = generate(policy, [tok.encode(p.prompt) for p in problems], num_samples=k,
@@ -110,11 +112,12 @@ def heldout_watch(policy, tok, problems, reward, k: int, max_new_tokens: int, se
     seen = watched(texts, right, proxy, reward.human)
     agree, n_pairs = ranking_agreement(terms["pref"].cpu().view(-1, k), right.view(-1, k) > 0)
     scored = seen["proxy"][~seen["proxy"].isnan()]                   # samples with an answer
-    return {"heldout/accuracy": right.mean().item(), "heldout/gold": seen["gold"].mean().item(),
-            "heldout/proxy": scored.mean().item() if len(scored) else float("nan"),
-            "heldout/proxy_std": scored.std().item() if len(scored) > 1 else float("nan"),
-            "heldout/rank_agreement": (agree / n_pairs if n_pairs and reward.rm is not None
-                                       else float("nan"))}
+    return {f"{prefix}/accuracy": right.mean().item(),
+            f"{prefix}/gold": seen["gold"].mean().item(),
+            f"{prefix}/proxy": scored.mean().item() if len(scored) else float("nan"),
+            f"{prefix}/proxy_std": scored.std().item() if len(scored) > 1 else float("nan"),
+            f"{prefix}/rank_agreement": (agree / n_pairs if n_pairs and reward.rm is not None
+                                         else float("nan"))}
 
 
 def step_line(row: dict, terms: list[str]) -> str:

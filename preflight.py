@@ -27,6 +27,7 @@ import torch
 from checkpoint import load_model
 from config import ConfigError
 from data.tokenizer import SPECIAL_TOKENS, Tokenizer
+from harmlessness import load_harm_model
 from preference import load_reward_model
 
 
@@ -113,6 +114,9 @@ def check_inputs(stages: list[str], out: str, rcfg, prefcfg) -> None:
     if "reward" not in stages and ("grpo" in stages and rcfg.w_pref
                                    or {"grpo", "eval"} & set(stages) and has_rm):
         load_reward_model(out)
+    if ("reward" not in stages and {"grpo", "eval"} & set(stages)
+            and prefcfg.harm_model == "learned"):
+        load_harm_model(out)
     if "pretrain" not in stages and "reward" in stages:
         Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
     if "grpo" not in stages and "eval" in stages and os.path.exists(os.path.join(out, "rl.pt")):

@@ -32,6 +32,13 @@ so one completion is always scored alike, an error the policy could find and rep
 no feature of the text. p = 0.5 is a coin: the random-reward control. Whatever p, `right`
 holds the exact match itself, which is what accuracy is.
 
+Routing (`--route`, `route`): with requests for a note among the prompts (data/general.py),
+which prompts each term is paid on. `blend` pays the preference model on every prompt; `routed`
+is DeepSeek-R1's second RL stage (arXiv 2501.12948, section 2.3.4): rule rewards on the
+reasoning prompts, the helpfulness model on the general ones only, harmlessness on every
+response. With `--harm_model learned` (bradley_terry.PreferenceConfig) the harm term is a
+learned classifier's probability (harmlessness.py) and the rule becomes what is watched.
+
 What this deliberately is not: a learned model (that is preference.py) or a process reward.
 The gold is never part of the reward: a real run has no such oracle.
 """
@@ -45,10 +52,12 @@ import torch
 from data.problems import Problem
 from data.rater import Human
 from data.tokenizer import Tokenizer
+from harmlessness import harm_probability
 from preference import PreferenceModel, preference, raw_scores
 from verifiers import answer_span, format_reward, harm, math_reward, phrase_where
 
 SCOPES = ("answer", "response")
+ROUTES = ("blend", "routed")
 FLIP_KINDS = ("fresh", "persistent")
 
 # ------------------------------------------------------------------------------------------------
@@ -61,7 +70,8 @@ class RewardConfig:
     w_format: float = 0.1       # weight of the template check, {0, 1}
     w_pref: float = 0.3         # weight of the preference sigma(r - r_ref); keep it < w_correct
     w_harm: float = 0.5         # penalty weight of the banned pattern, {0, 1}, subtracted
-    banned: str = "stupid"      # case-insensitive substring the harm term looks for
+    banned: str = "stupid"      # case-insensitive substring(s) the harm rule looks for,
+                                # |-separated ("stupid|dumb": either)
     pref_scope: str = "answer"  # what the preference model reads: answer | response
     harm_scope: str = "response"  # where the banned pattern is looked for: answer | response
     pref_tokens: str = "all"    # the tokens that get the pref term's share of the advantage: all
@@ -70,6 +80,9 @@ class RewardConfig:
                                 # 0.5 is a coin (the random-reward control)
     flip_kind: str = "fresh"    # fresh: each flip drawn anew | persistent: by a hash of
                                 # (prompt, completion), the same every time it is scored
+    route: str = "blend"        # which prompts the preference model is paid on: blend (all) |
+                                # routed (DeepSeek-R1: requests for a note only; maths prompts
+                                # get the rule rewards alone); the verifier pays maths only
 
     def __post_init__(self):
         for name in ("w_correct", "w_format", "w_pref", "w_harm"):
@@ -84,6 +97,8 @@ class RewardConfig:
             raise ValueError(f"pref_tokens must be all or answer, got {self.pref_tokens!r}")
         if not 0 <= self.flip <= 1:
             raise ValueError(f"flip is a probability, in [0, 1], got {self.flip}")
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {ROUTES}, got {self.route!r}")
         if self.flip_kind not in FLIP_KINDS:
             raise ValueError(f"flip_kind must be one of {FLIP_KINDS}, got {self.flip_kind!r}")
 
@@ -91,11 +106,13 @@ class RewardConfig:
 # the blend: the function to read (and edit) to see what GRPO is rewarded for
 
 def reward_terms(problems: list[Problem], completions: list[str], rm: PreferenceModel | None,
-                 tok: Tokenizer, cfg: RewardConfig, device,
-                 proxy: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Each raw term (N,) for N completions; problems[i] is the prompt of completions[i] (repeat
-    each problem G times for a group). rm may be None only when w_pref == 0 (pref is then 0).
-    proxy: rm's raw scores of these completions (preference.raw_scores), when already computed."""
+                 tok: Tokenizer, cfg: RewardConfig, device, proxy: torch.Tensor | None = None,
+                 harm_rm: PreferenceModel | None = None) -> dict[str, torch.Tensor]:
+    """Each raw term (N,) for N completions, on every prompt (`route` says where each is paid);
+    problems[i] is the prompt of completions[i] (repeat each problem G times for a group). rm
+    may be None only when w_pref == 0 (pref is then 0). proxy: rm's raw scores of these
+    completions (preference.raw_scores), when already computed. harm_rm: the learned
+    harmlessness model, whose probability replaces the rule (harmlessness.py)."""
     t = lambda xs: torch.tensor(xs, dtype=torch.float32, device=device)  # noqa: E731
     if rm is None and cfg.w_pref != 0:
         raise ValueError("w_pref > 0 needs a preference model (run the reward stage)")
@@ -105,8 +122,29 @@ def reward_terms(problems: list[Problem], completions: list[str], rm: Preference
         "format": t([format_reward(c) for c in completions]),
         "pref": (preference(rm, tok, questions, completions, cfg.pref_scope, device, proxy)
                  if rm is not None else t([0.0] * len(completions))),
-        "harm": t([harm(c, cfg.banned, cfg.harm_scope) for c in completions]),
+        "harm": (harm_probability(harm_rm, tok, questions, completions, device)
+                 if harm_rm is not None else t([harm(c, cfg.banned, cfg.harm_scope)
+                                                for c in completions])),
     }
+
+
+def route(terms: dict[str, torch.Tensor], general: torch.Tensor,
+          cfg: RewardConfig) -> dict[str, torch.Tensor]:
+    """Which prompts each term is paid on; general (N,) bool marks a request for a note. The
+    one place the arrangement lives:
+
+        term     blend           routed (DeepSeek-R1, arXiv 2501.12948 section 2.3.4)
+        correct  maths           maths          a rule needs an answer it can check
+        format   every prompt    every prompt
+        pref     every prompt    notes only     helpfulness: general data, the summary
+        harm     every prompt    every prompt   harmlessness: the whole response
+
+    route({"correct": [1, 1], "pref": [.7, .6], ...}, general [False, True], routed)
+    -> correct [1, 0], pref [0, .6]. Without notes both are the blend of before."""
+    out = {**terms, "correct": torch.where(general, 0.0, terms["correct"])}
+    if cfg.route == "routed":
+        out["pref"] = torch.where(general, terms["pref"], 0.0)
+    return out
 
 
 def blend(terms: dict[str, torch.Tensor], cfg: RewardConfig) -> torch.Tensor:
@@ -157,6 +195,13 @@ def watched(completions: list[str], correct: torch.Tensor,
             **{k: torch.tensor([w[k] for w in where]) for k in ("phrase_think", "phrase_answer")}}
 
 
+def harm_watch(completions: list[str], p: torch.Tensor, banned: str) -> dict[str, torch.Tensor]:
+    """With a learned harm term p (N,): harm_gold, the human's rule on the whole response, and
+    harm_missed, harmful by the rule but p < 1/2 (the harm hack: harmlessness.py), (N,) each."""
+    gold = torch.tensor([harm(c, banned, "response") for c in completions])
+    return {"harm_gold": gold, "harm_missed": gold * (p < 0.5).float()}
+
+
 @dataclass
 class Scored:
     """What a reward says of N completions: everything GRPO reads from it (grpo.grpo_step)."""
@@ -185,11 +230,13 @@ class Reward:
     of reward_terms, their blend, what is watched (`watched`), the blend's floor, and the part
     the answer's tokens alone get. A preference model given with w_pref = 0 is scored for the
     proxy's log only. seed: the noisy verifier's flips (`flips` draws the fresh ones; the
-    training loop saves its state with the run's other generators)."""
+    training loop saves its state with the run's other generators). harm_rm: the learned
+    harmlessness model (harmlessness.py), or None for the rule."""
 
     def __init__(self, cfg: RewardConfig, tok: Tokenizer, rm: PreferenceModel | None, device,
-                 human: Human | None = None, seed: int = 0):
-        self.cfg, self.tok, self.rm, self.device = cfg, tok, rm, device
+                 human: Human | None = None, seed: int = 0,
+                 harm_rm: PreferenceModel | None = None):
+        self.cfg, self.tok, self.rm, self.device, self.harm_rm = cfg, tok, rm, device, harm_rm
         self.human = human or Human()
         self.seed, self.flips = seed, random.Random(seed)
 
@@ -211,12 +258,18 @@ class Reward:
         proxy = (raw_scores(self.rm, self.tok, [p.question for p in problems], completions,
                             self.cfg.pref_scope, self.device) if self.rm is not None else None)
         terms = reward_terms(problems, completions, self.rm, self.tok, self.cfg, self.device,
-                             proxy)
-        right = terms["correct"]                                     # (N,) the exact match
+                             proxy, self.harm_rm)
+        right = terms["correct"]                     # (N,) the exact match (a note: its count)
         if self.cfg.flip > 0:                                        # the noisy verifier
             u = self.draws([p.question for p in problems], completions)
             terms["correct"] = noisy_verifier(right, u, self.cfg.flip)
+        general = torch.tensor([p.kind == "general" for p in problems], device=right.device)
+        terms = route(terms, general, self.cfg)                      # who is paid on what
         total = blend(terms, self.cfg)
-        signal = terms["correct"] if self.cfg.w_correct > 0 else total  # what the reward pays
-        return Scored(total, terms, watched(completions, right, proxy, self.human), right,
-                      signal, blend_floor(self.cfg), self.answer_only(terms))
+        signal = (torch.where(general, total, terms["correct"])     # what the reward pays: the
+                  if self.cfg.w_correct > 0 else total)              # verifier, where it reads
+        seen = watched(completions, right, proxy, self.human)
+        if self.harm_rm is not None:                                 # the rule is now the gold
+            seen.update(harm_watch(completions, terms["harm"].cpu(), self.cfg.banned))
+        return Scored(total, terms, seen, right, signal, blend_floor(self.cfg),
+                      self.answer_only(terms))

@@ -51,7 +51,9 @@ from data.problems import Splits, TaskConfig, make_splits
 from data.tokenizer import Tokenizer, train_bpe
 from device import PRECISIONS, autocast, precision, release_free_memory
 from evaluate import evaluate_stage
-from grpo import GRPOConfig, train_grpo
+from harmlessness import train_harm_model
+from grpo import GRPOConfig
+from grpo_stage import train_grpo
 from guard import NonFiniteError
 from model import GPTConfig
 from pretrain import PretrainConfig, pretrain
@@ -137,7 +139,7 @@ def report_markdown(report: dict, preset: str = "") -> str:
               "steps, `harder` one step more than any problem in it.", "",
               "| model | set | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     evals = report.get("eval", {})
-    for split in ("in_dist", "harder"):
+    for split in ("in_dist", "harder", "general"):       # general: requests for a note
         for model, sets in evals.items():
             if split in sets:
                 m = sets[split]
@@ -214,7 +216,7 @@ def prepare_corpus(task: TaskConfig, gpt: GPTConfig, out: str, todo: list[str],
         return Splits(), None, None
     if not {"pretrain", "grpo"} & set(todo):                   # held-out sets only, no corpus
         held_out = make_splits(dataclasses.replace(task, n_train=1))
-        return (Splits([], held_out.in_dist, held_out.harder),
+        return (Splits([], held_out.in_dist, held_out.harder, held_out.general),
                 Tokenizer.load(os.path.join(out, "tokenizer.tiktoken")), None)
     if os.environ.get("RANK", "0") == "0":
         print(f"corpus | {task.n_train} documents, {task.n_eval} + {task.n_eval} held-out problems")
@@ -315,6 +317,8 @@ def main(argv: list[str]) -> None:
             with in_precision:
                 figures = train_reward_model(run, task, gpt, prefcfg, rcfg.pref_scope, out,
                                              device, resume is not None)
+                if prefcfg.harm_model == "learned":    # the harmlessness model beside it
+                    figures.update(train_harm_model(run, task, gpt, prefcfg, out, device))
         else:
             with in_precision:
                 figures = evaluate_stage(run, prefcfg, out, device, splits, resume is not None,

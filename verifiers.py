@@ -336,10 +336,12 @@ def scoped(completion: str, scope: str) -> str | None:
 
 
 def harm(completion: str, banned: str, scope: str) -> float:
-    """1.0 when `banned` occurs (case-insensitive) in the scoped text, else 0.0.
-    harm("<think>This is stupid.</think><answer>3</answer>", "stupid", "response") -> 1.0
-    harm(same, "stupid", "answer") -> 0.0"""
-    return float(banned.lower() in (scoped(completion, scope) or "").lower())
+    """1.0 when `banned`, or any of its |-separated words, occurs (case-insensitive) in the
+    scoped text, else 0.0. harm("<think>This is stupid.</think><answer>3</answer>", "stupid",
+    "response") -> 1.0;  harm(same, "stupid", "answer") -> 0.0;
+    harm(same, "dumb|stupid", "response") -> 1.0"""
+    text = (scoped(completion, scope) or "").lower()
+    return float(any(word in text for word in banned.lower().split("|") if word))
 
 
 def phrase_where(completion: str) -> dict[str, float]:

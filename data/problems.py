@@ -31,7 +31,12 @@ The teacher is fallible, as real pretraining data is:
       simulated human likes;
   (d) now and then (`p_rude`) a rude remark, RUDE_REMARK, after a step of the reasoning: the
       target of the whole-response "harmlessness" term of the reward blend, which an
-      answer-only preference model cannot see.
+      answer-only preference model cannot see. With `rude_wordings` k > 1 the remark is one of
+      the first k of RUDE_REMARKS, the first the most common (weights 1, 1/2, 1/4, ...): the
+      wordings a learned harmlessness model may learn unevenly (harmlessness.py).
+
+With `p_general` > 0 a share of the corpus is a second kind of prompt, a request for a note
+with no maths in it (data/general.py): the general data of DeepSeek-R1's second RL stage.
 
 Because the teacher is a small stochastic program, the *imitation ceiling* is computed exactly:
 data/ceiling.py enumerates every path the teacher can take through a problem (`step_outcomes`).
@@ -65,6 +70,11 @@ class TaskConfig:
                                 # edge RL may lift the harder set from (0 = none, the default)
     p_phrase: float = 0.0       # chance that the teacher ends its reasoning with PHRASE, and,
                                 # on its own, its answer (a habit a human may like: data/rater)
+    p_general: float = 0.0      # share of corpus documents (and RL prompts, preference pairs)
+                                # that are requests for a note (data/general.py); > 0 adds a
+                                # held-out set of them (Splits.general)
+    p_miscopy: float = 0.2      # chance that the teacher's note states a wrong count
+    rude_wordings: int = 1      # the rude remark's wordings, the first k of RUDE_REMARKS
     n_train: int = 20000        # documents in the pretraining corpus
     n_eval: int = 200           # problems in each held-out set
     task_seed: int = 1234       # seeds the corpus and the held-out sets
@@ -78,12 +88,16 @@ class TaskConfig:
             raise ValueError(f"max_value must be >= 10, got {self.max_value}")
         if not self.ops or set(self.ops) - set("+-*"):
             raise ValueError(f"ops must be a non-empty subset of '+-*', got {self.ops!r}")
-        for name in ("p_slip", "p_bug", "p_rude", "longer_share", "p_phrase"):
+        for name in ("p_slip", "p_bug", "p_rude", "longer_share", "p_phrase", "p_general",
+                     "p_miscopy"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_slip > 0.5:   # near 1, every path of some problems goes below zero (no solution)
             raise ValueError(f"--p_slip must be <= 0.5 (a slip is an occasional error), got "
                              f"{self.p_slip}")
+        if not 1 <= self.rude_wordings <= len(RUDE_REMARKS):
+            raise ValueError(f"--rude_wordings must be in [1, {len(RUDE_REMARKS)}], got "
+                             f"{self.rude_wordings}")
         if self.n_train < 1 or self.n_eval < 1:
             raise ValueError("n_train and n_eval must be >= 1")
         probe = random.Random(0)                   # can ops make problems of every length asked?
@@ -98,7 +112,10 @@ ITEMS = [("apple", "apples"), ("pear", "pears"), ("cookie", "cookies"), ("marble
 ADD_TEMPLATES = ["{He} buys {k} more.", "{He} finds {k} more.", "{other} gives {him} {k} more."]
 SUB_TEMPLATES = ["{He} gives {k} to {other}.", "{He} loses {k}.", "{He} sells {k}."]
 MUL_TEMPLATES = ["Then {he} ends up with {k} times as many."]
-RUDE_REMARK = "This is stupid."
+RUDE_REMARKS = ("This is stupid.", "What a dumb question.", "Only an idiot asks this.",
+                "How silly.", "What a moronic task.")
+RUDE_WORDS = ("stupid", "dumb", "idiot", "silly", "moronic")   # the word of each, in order
+RUDE_REMARK = RUDE_REMARKS[0]   # the only wording at rude_wordings 1 (the default)
 PHRASE = "Double-checked."      # what the teacher may add (p_phrase); a human may like it
 
 
@@ -126,6 +143,8 @@ class Problem:
     answer: int
     name: str
     unit: tuple[str, str]       # (singular, plural)
+    kind: str = "maths"         # maths | general: a request for a note (data/general.py), whose
+                                # `answer` is the count it asks to pass on and `steps` is ()
 
     @property
     def prompt(self) -> str:
@@ -218,15 +237,31 @@ def _draw_problem(rng: random.Random, n_steps: int, cfg: TaskConfig) -> Problem 
     return Problem(" ".join(sentences), start, tuple(steps), v, name, unit)
 
 
+def rude_remark(rng: random.Random, cfg: TaskConfig) -> str:
+    """The teacher's rude remark: RUDE_REMARK (no draw) at rude_wordings 1, else one of the
+    first k wordings with weights 1, 1/2, 1/4, ... (the first the most common)."""
+    if cfg.rude_wordings == 1:
+        return RUDE_REMARK
+    return rng.choices(RUDE_REMARKS[:cfg.rude_wordings],
+                       weights=[2.0 ** -i for i in range(cfg.rude_wordings)])[0]
+
+
 def answer_text(problem: Problem, value: int, style: str) -> str:
-    """The final answer sentence in one of ANSWER_STYLES."""
+    """The final answer sentence in one of ANSWER_STYLES (a note's: data/general.NOTE_STYLES)."""
+    if problem.kind == "general":
+        from data.general import note_text                 # data/general.py builds on this one
+        return note_text(problem, value, style)
     template = next(t for s, _, t in ANSWER_STYLES if s == style)
     unit = problem.unit[0] if value == 1 else problem.unit[1]
     return template.format(Name=problem.name, n=value, unit=unit)
 
 
 def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> Solution:
-    """Sample one worked solution from the fallible teacher (rejecting paths that go negative)."""
+    """Sample one worked solution from the fallible teacher (rejecting paths that go negative);
+    of a request, the teacher's note (data/general.teacher_note)."""
+    if problem.kind == "general":
+        from data.general import teacher_note              # data/general.py builds on this one
+        return teacher_note(problem, rng, cfg)
     for _ in range(100):
         v, texts, bugs, slips = problem.start, [], 0, 0
         for op, k in problem.steps:
@@ -239,7 +274,7 @@ def teacher_solution(problem: Problem, rng: random.Random, cfg: TaskConfig) -> S
             bugs, slips = bugs + bug, slips + (slip != 0)
         else:
             if rng.random() < cfg.p_rude:
-                texts.insert(rng.randint(1, len(texts)), RUDE_REMARK)
+                texts.insert(rng.randint(1, len(texts)), rude_remark(rng, cfg))
             style = rng.choices([s for s, _, _ in ANSWER_STYLES],
                                 weights=[w for _, w, _ in ANSWER_STYLES])[0]
             answer = answer_text(problem, v, style)
@@ -259,25 +294,32 @@ class Splits:
     train: list[tuple[Problem, Solution]] = field(default_factory=list)
     in_dist: list[Problem] = field(default_factory=list)
     harder: list[Problem] = field(default_factory=list)
+    general: list[Problem] = field(default_factory=list)  # held-out requests (p_general > 0)
 
 
 def make_splits(cfg: TaskConfig) -> Splits:
     """Held-out sets first (fixed seed), then a training corpus that never repeats their questions.
 
     Each set has its own random stream derived from task_seed, so changing n_train never changes
-    the held-out problems.
+    the held-out problems. The requests' held-out set is drawn after the others, so p_general
+    never changes them either.
     """
+    from data.general import make_request                # data/general.py builds on this one
     rng_eval = random.Random(f"{cfg.task_seed}/eval")
     in_dist = [make_problem(rng_eval, rng_eval.randint(cfg.min_steps, cfg.max_steps), cfg)
                for _ in range(cfg.n_eval)]
     harder = [make_problem(rng_eval, cfg.harder_steps, cfg) for _ in range(cfg.n_eval)]
-    held_out = {p.question for p in in_dist + harder}
+    general = [make_request(rng_eval, cfg) for _ in range(cfg.n_eval if cfg.p_general else 0)]
+    held_out = {p.question for p in in_dist + harder + general}
     rng = random.Random(f"{cfg.task_seed}/train")
     train = []
     while len(train) < cfg.n_train:            # a longer problem only draws when there are any
-        longer = cfg.longer_share > 0 and rng.random() < cfg.longer_share
-        steps = cfg.harder_steps if longer else rng.randint(cfg.min_steps, cfg.max_steps)
-        problem = make_problem(rng, steps, cfg)
+        if cfg.p_general > 0 and rng.random() < cfg.p_general:   # no draw at 0: as it was
+            problem = make_request(rng, cfg)
+        else:
+            longer = cfg.longer_share > 0 and rng.random() < cfg.longer_share
+            steps = cfg.harder_steps if longer else rng.randint(cfg.min_steps, cfg.max_steps)
+            problem = make_problem(rng, steps, cfg)
         if problem.question not in held_out:
             train.append((problem, teacher_solution(problem, rng, cfg)))
-    return Splits(train, in_dist, harder)
+    return Splits(train, in_dist, harder, general)

@@ -65,6 +65,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from data.general import make_request
 from data.problems import (ANSWER_STYLES, ITEMS, PHRASE, Problem, TaskConfig, answer_text,
                            has_phrase, make_problem, make_splits, teacher_solution)
 
@@ -252,13 +253,15 @@ def make_pairs(problems: list[Problem], task: TaskConfig, human: Human, rng: ran
 
 
 def training_prompts(task: TaskConfig, n: int) -> list[Problem]:
-    """n problems from the training distribution for preference pairs, none of them a held-out
-    question. Their own random stream "{task_seed}/pairs": the pretraining corpus is untouched."""
+    """n problems from the training distribution for preference pairs (requests for a note at
+    the share p_general), none of them a held-out question. Their own random stream
+    "{task_seed}/pairs": the pretraining corpus is untouched."""
     splits = make_splits(dataclasses.replace(task, n_train=1))  # held-out sets only
-    held_out = {p.question for p in splits.in_dist + splits.harder}
+    held_out = {p.question for p in splits.in_dist + splits.harder + splits.general}
     rng, out = random.Random(f"{task.task_seed}/pairs"), []
-    while len(out) < n:
-        problem = make_problem(rng, rng.randint(task.min_steps, task.max_steps), task)
+    while len(out) < n:                        # requests at the corpus's share (data/general)
+        problem = (make_request(rng, task) if task.p_general and rng.random() < task.p_general
+                   else make_problem(rng, rng.randint(task.min_steps, task.max_steps), task))
         if problem.question not in held_out:
             out.append(problem)
     return out

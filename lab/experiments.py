@@ -141,7 +141,9 @@ def plan(name: str, cfg: ExperimentConfig) -> tuple[list[Run], list[Run], list[t
             d_arm = os.path.join(cfg.out, name, arm, f"seed{seed}")
             arm_runs.append((arm, seed, Run(d_arm, flags_of(
                 [run, task, gpt, pcfg, rcfg, prefcfg, gcfg], seed=seed, stages="grpo,eval"),
-                policy + (("reward.pt", d_rm), ("reward.json", d_rm)))))
+                policy + (("reward.pt", d_rm), ("reward.json", d_rm))
+                + ((("harm.pt", d_rm), ("harm.json", d_rm))         # harmlessness.py
+                   if prefcfg.harm_model == "learned" else ()))))
     return list(pre.values()), list(rms.values()), arm_runs
 
 

@@ -11,6 +11,8 @@ papers it follows in a comment above it.
 
 from dataclasses import dataclass
 
+from data.problems import RUDE_WORDS
+
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
 # the scope experiment's world: the teacher ends 10% of its reasoning and, on its own, 10% of its
 # answers with data.problems.PHRASE, the human adds 0.5 to g for it in the answer, and the blend
@@ -22,6 +24,13 @@ SCOPE = dict(p_phrase=0.1, rater_phrase=0.5, w_pref=1.0)
 BEST_RM = dict(pref_scope="response", rm_init="pretrained", rm_solution_pairs=1.0,
                rater_check=1.0, rm_pairs=8000, rm_steps=500)
 ONLINE = dict(rm_online_every=10, rm_online_pairs=32, rm_online_steps=10)  # online.py
+# the world of DeepSeek-R1's second RL stage: requests for a note (data/general.py) are 30% of
+# the corpus, of RL's prompts and of the preference pairs; the teacher's rude remark comes in
+# five wordings, all harmful to the human, and a learned harmlessness model reads every response
+# (harmlessness.py) while the human's rule is only watched; the preference model weighs like
+# the verifier, so that where it is paid it counts
+GENERAL = dict(p_general=0.3, rude_wordings=5, banned="|".join(RUDE_WORDS), harm_model="learned",
+               w_pref=1.0, heldout_every=10)
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,21 @@ EXPERIMENTS = {
         curves=("heldout/accuracy", "heldout/gold", "rank_agreement", "labels"),
         columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "mean_length"),
         label_cost=True),
+    # DeepSeek-R1 (arXiv 2501.12948) section 2.3.4 as written: rule rewards on the reasoning
+    # prompts, the helpfulness model on the general ones only, harmlessness on every response;
+    # against the helpfulness model on every prompt, the verifier alone, and the models alone
+    "routing": Experiment(
+        "R1's arrangement: rule rewards on maths, the helpfulness model on notes only, a "
+        "learned harmlessness model on every response",
+        GENERAL,
+        {"r1": dict(route="routed"),
+         "blend": dict(route="blend"),                               # helpfulness on maths too
+         "verifier": dict(w_pref=0.0),                               # notes: format and harm
+         "models_alone": dict(w_correct=0.0, w_format=0.0)},         # helpfulness + harmlessness
+        curves=("heldout/accuracy", "heldout_general/gold", "harm_gold", "harm_missed"),
+        columns=("pass@1", "gold_score", "note_style", "harm_rate", "harm_learned",
+                 "general/pass@1", "general/gold_utility", "general/gold_score",
+                 "general/harm_rate")),
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts

@@ -21,7 +21,8 @@ import numpy as np
 def collect(arm_runs: list[tuple]) -> dict:
     """{arm: {seed: {"final": {...}, "pretrained": {...}, "pretrain": its directory,
     "reward_model": {...}, "curves": {key: [...]}}}}: final and pretrained are every held-out
-    in-distribution figure of report.json, after and before RL; final_harder and
+    in-distribution figure of report.json, after and before RL (and, with requests for a note,
+    every figure on them as "general/<figure>"); final_harder and
     pretrained_harder the same on the harder held-out set."""
     results: dict = {}
     for arm, seed, run in arm_runs:
@@ -32,14 +33,24 @@ def collect(arm_runs: list[tuple]) -> dict:
                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
         for k, v in report["grpo"].get("heldout_final", {}).items():    # the held-out watch
             curves[k] = curves[k] + [v]                                  # after the last step
+        ev = report["eval"]
         results.setdefault(arm, {})[str(seed)] = {
-            "final": report["eval"]["rl"]["in_dist"],
-            "pretrained": report["eval"]["pretrained"]["in_dist"],
+            "final": {**ev["rl"]["in_dist"], **prefixed(ev["rl"].get("general", {}))},
+            "pretrained": {**ev["pretrained"]["in_dist"],
+                           **prefixed(ev["pretrained"].get("general", {}))},
             "final_harder": report["eval"]["rl"]["harder"],
             "pretrained_harder": report["eval"]["pretrained"]["harder"],
             "pretrain": dict(run.inputs)["pretrain.pt"],
             "reward_model": rm_report.get("figures", {}), "curves": curves}
+        harm_json = os.path.join(run.out, "harm.json")                  # harmlessness.py
+        if os.path.exists(harm_json):
+            results[arm][str(seed)]["harm_model"] = json.load(open(harm_json))["figures"]
     return results
+
+
+def prefixed(figures: dict) -> dict:
+    """The held-out requests' figures, keyed apart: {"pass@1": 0.8} -> {"general/pass@1": 0.8}."""
+    return {f"general/{k}": v for k, v in figures.items()}
 
 
 def at_watch(xs, watched) -> tuple[np.ndarray, np.ndarray]:

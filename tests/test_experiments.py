@@ -61,7 +61,7 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     assert tuple(sizes) == ("8", "0.00015", "100", "2.0")
     assert {dict(run.flags)["rl_lr"] for _, _, run in plans["overopt"][2]} == {"0.0003"}
     shared = {pre.out for name, p in plans.items() for pre in p[0]
-              if name not in ("harder", "scope", "seeds")}
+              if name not in ("harder", "scope", "seeds", "routing")}
     assert len(shared) == 1                           # one pretraining for reward, loss, overopt
     edge = {dict(run.inputs)["pretrain.pt"] for arm, _, run in plans["harder"][2]}
     assert len(edge) == 2 and shared < edge           # the edge corpus pretrains on its own
@@ -83,6 +83,13 @@ def test_every_experiment_plans_and_the_loss_arms_are_the_papers():
     rms = {arm: dict(run.inputs)["reward.pt"] for arm, _, run in plans["noise"][2]}
     assert len({rms[a] for a in rms if a != "pref_best"}) == 1 and rms["pref_best"] != rms["coin"]
     assert (noise["pref_best"]["rater_check"], noise["pref_best"]["rm_pairs"]) == ("1.0", "8000")
+    routing = {arm: dict(run.flags) for arm, _, run in plans["routing"][2]}
+    assert {a: (f["route"], f["w_correct"], f["w_pref"], f["harm_model"])
+            for a, f in routing.items()} == {
+        "r1": ("routed", "1.0", "1.0", "learned"), "blend": ("blend", "1.0", "1.0", "learned"),
+        "verifier": ("blend", "1.0", "0.0", "learned"),
+        "models_alone": ("blend", "0.0", "1.0", "learned")}
+    assert {pre.out for pre in plans["routing"][0]}.isdisjoint(shared)  # notes in its corpus
 
 
 def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
@@ -263,3 +270,20 @@ def test_label_cost_points_by_hand():
     """The watch at steps 0 and after the last (2 steps): labels 10 then 12 at the last step."""
     x, y = label_cost.points({"curves": {"labels": [10, 12], "heldout/accuracy": [0.5, None, 0.7]}})
     assert x.tolist() == [10, 12] and y.tolist() == [0.5, 0.7]
+
+
+def test_a_quick_routing_run_measures_both_kinds_of_prompt_and_the_harm_model(exp_out):
+    """routing: R1's arrangement and the models alone on toy sizes; the table has the held-out
+    requests' columns, the curves the held-out watch on both sets and the harm hack's rate, and
+    the reward stage trained the harmlessness model (harm.pt, copied into each arm)."""
+    proc = subprocess.run([sys.executable, "-m", "lab.experiments", "routing", "--quick",
+                           "--arms", "r1,models_alone", "--out", str(exp_out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.load(open(exp_out / "routing" / "results.json"))["arms"]
+    run = results["r1"]["1337"]
+    assert {"general/gold_utility", "harm_learned", "note_style"} <= set(run["final"])
+    assert {"heldout_general/gold", "harm_gold", "harm_missed"} <= set(run["curves"])
+    assert 0 <= run["harm_model"]["harm_accuracy"] <= 1                 # harm.json's figures
+    assert (exp_out / "routing" / "models_alone" / "seed1337" / "harm.pt").exists()
+    assert "general/gold_utility" in (exp_out / "routing" / "results.md").read_text()

@@ -13,7 +13,8 @@ from advantages import (advantages_and_mask, group_advantages, groups_with_signa
                         targeted_advantages, zero_variance_groups)
 from bradley_terry import PreferenceConfig
 from checkpoint import save_model
-from grpo import GRPOConfig, grpo_step, rl_lr_at, train_grpo
+from grpo import GRPOConfig, grpo_step, rl_lr_at
+from grpo_stage import train_grpo
 from grpo_loss import kl_k3, policy_loss, update
 from grpo_log import heldout_watch, ranking_agreement
 from guard import SkipNonFinite
