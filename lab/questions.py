@@ -30,7 +30,7 @@ ONLINE = dict(rm_online_every=10, rm_online_pairs=32, rm_online_steps=10)  # onl
 # (harmlessness.py) while the human's rule is only watched; the preference model weighs like
 # the verifier, so that where it is paid it counts. Pretraining takes 1,200 steps, not 800: a
 # step's 32 documents hold 30% fewer maths problems, and at 800 steps the maths had not come
-# in yet (held-out greedy accuracy 0.22 against 0.53 without the notes, seed 1337)
+# in yet (docs/results.md, `routing`)
 GENERAL = dict(p_general=0.3, rude_wordings=5, banned="|".join(RUDE_WORDS), harm_model="learned",
                w_pref=1.0, heldout_every=10, pretrain_steps=1200)
 
