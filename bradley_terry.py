@@ -5,6 +5,7 @@ The reward stage: a Bradley-Terry preference model trained on a simulated human'
     for step in range(rm_steps):                    # AdamW on bt_loss
         r = rm(chosen + rejected); loss = bt_loss(r_chosen, r_rejected)
     heldout_figures(held-out pairs of both kinds)   # against the labels and against the truth
+                                                    # (and on held-out notes: data/general.py)
     r_ref = mean score of the teacher's own answers # the zero point of sigma(r - r_ref)
 
 In reading order: PreferenceConfig (the rm_* knobs: size, pairs, steps; the rater_* knobs: the
@@ -194,6 +195,12 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
     r_a, r_b = (score(rm, tok, [p.question for p in eval_pairs], views, device).cpu()
                 for views in _views(eval_pairs, scope))
     figures = heldout_figures(eval_pairs, r_a, r_b, cfg.human)
+    notes = make_splits(dataclasses.replace(task, n_train=1)).general    # requests for a note
+    if notes:                                      # the same figures on their held-out pairs
+        pairs = heldout_pairs(notes, task, cfg)
+        figures["notes"] = heldout_figures(pairs, *(score(rm, tok, [p.question for p in pairs],
+                                                          v, device).cpu()
+                                                    for v in _views(pairs, scope)), cfg.human)
     r_ref = reference_score(rm, tok, held_out, task, scope, device)
     rm.r_ref.fill_(r_ref)
     figures.update({
