@@ -174,11 +174,7 @@ EXPERIMENTS = {
          "online_never": dict(ALONE, **ONLINE, rater_check=0.0),
          "online_half": dict(ALONE, **ONLINE, rater_check=0.5),
          "online_always": dict(ALONE, **ONLINE, rater_check=1.0),
-         "online_blend": dict(ONLINE, rater_check=0.5),              # beside the verifier
-         # what it takes: labels from the first steps on, ten times as many (every 2 steps, 64
-         # pairs each), from labellers who always check
-         "always_every2": dict(ALONE, rm_online_every=2, rm_online_pairs=64,
-                               rm_online_steps=10, rater_check=1.0)},
+         "online_blend": dict(ONLINE, rater_check=0.5)},             # beside the verifier
         curves=("heldout/accuracy", "heldout/gold", "rank_agreement", "labels"),
         columns=("greedy_accuracy", "pass@1", "gold_utility", "pref_score", "mean_length"),
         label_cost=True),
