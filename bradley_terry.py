@@ -144,10 +144,11 @@ def pairwise_accuracy(r_a: torch.Tensor, r_b: torch.Tensor, a_wins: torch.Tensor
 SHOWN = ("heldout_accuracy", "agreement_ceiling", "accuracy_style", "accuracy_correctness",
          "label_agreement_correctness", "train_time_s")     # the figures the stage prints
 
-def _views(pairs, scope: str) -> tuple[list[str], list[str]]:
-    """(view of side a, view of side b) for each pair."""
-    return ([rm_view(p.completion("a"), scope) for p in pairs],
-            [rm_view(p.completion("b"), scope) for p in pairs])
+def pair_scores(rm, tok, pairs, scope: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scores r_a, r_b (P,) of each pair's two sides, in what `scope` shows."""
+    return tuple(score(rm, tok, [p.question for p in pairs],
+                       [rm_view(p.completion(side), scope) for p in pairs], device).cpu()
+                 for side in ("a", "b"))
 
 
 def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceConfig, scope: str,
@@ -158,7 +159,8 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
     tok = Tokenizer.load(os.path.join(out, "tokenizer.tiktoken"))
     # ---- setup: labelled pairs (the held-out ones from the in_dist set), the model, the optimiser
     train_pairs = offline_pairs(task, cfg)
-    held_out = make_splits(dataclasses.replace(task, n_train=1)).in_dist
+    splits = make_splits(dataclasses.replace(task, n_train=1))          # held-out sets only
+    held_out = splits.in_dist
     eval_pairs = heldout_pairs(held_out, task, cfg)
     torch.manual_seed(run.seed)
     rm = new_preference_model(cfg, gpt, tok, out).to(device)
@@ -192,15 +194,12 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
         s["train_time"] += clock.lap("step")
         loop.bar.set_postfix(loss=f"{s['ema'][0]:.3f}", acc=f"{s['ema'][1]:.3f}")
     # ---- figures: held-out pairs against the labels and the truth; r_ref; reward.pt
-    r_a, r_b = (score(rm, tok, [p.question for p in eval_pairs], views, device).cpu()
-                for views in _views(eval_pairs, scope))
+    r_a, r_b = pair_scores(rm, tok, eval_pairs, scope, device)
     figures = heldout_figures(eval_pairs, r_a, r_b, cfg.human)
-    notes = make_splits(dataclasses.replace(task, n_train=1)).general    # requests for a note
-    if notes:                                      # the same figures on their held-out pairs
-        pairs = heldout_pairs(notes, task, cfg)
-        figures["notes"] = heldout_figures(pairs, *(score(rm, tok, [p.question for p in pairs],
-                                                          v, device).cpu()
-                                                    for v in _views(pairs, scope)), cfg.human)
+    if splits.general:                             # the same figures on held-out notes' pairs
+        pairs = heldout_pairs(splits.general, task, cfg)
+        figures["notes"] = heldout_figures(pairs, *pair_scores(rm, tok, pairs, scope, device),
+                                           cfg.human)
     r_ref = reference_score(rm, tok, held_out, task, scope, device)
     rm.r_ref.fill_(r_ref)
     figures.update({

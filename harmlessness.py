@@ -30,13 +30,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import load_weights, read_checkpoint, save_model
+from bradley_terry import new_preference_model
+from checkpoint import save_model
 from data.problems import (RUDE_REMARKS, RUDE_WORDS, Problem, TaskConfig, make_splits,
                            teacher_solution)
 from data.rater import training_prompts
 from data.tokenizer import Tokenizer
 from model import GPTConfig
-from preference import PreferenceModel, encode_view, pad_left, rm_view, score
+from preference import PreferenceModel, encode_view, load_reward_model, pad_left, rm_view, score
 from verifiers import harm
 
 EVERY_WORD = "|".join(RUDE_WORDS)      # the human's rule: any rude word of any wording
@@ -94,9 +95,8 @@ def train_harm_model(run, task: TaskConfig, gpt: GPTConfig, cfg, out: str, devic
     held = examples(splits.in_dist + splits.general, task,
                     random.Random(f"{task.task_seed}/harm-heldout"))
     torch.manual_seed(run.seed)
-    model = PreferenceModel(dataclasses.replace(gpt, vocab_size=tok.n_vocab,
-                                                n_layer=cfg.rm_n_layer, n_head=cfg.rm_n_head,
-                                                n_embd=cfg.rm_n_embd)).to(device)
+    model = new_preference_model(dataclasses.replace(cfg, rm_init="scratch"), gpt, tok,
+                                 out).to(device)
     ids = [encode_view(tok, q, harm_view(c), model.cfg.block_size) for q, c, _ in rows]
     y = torch.tensor([float(label) for _, _, label in rows])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.rm_lr, betas=(0.9, 0.95),
@@ -124,10 +124,5 @@ def train_harm_model(run, task: TaskConfig, gpt: GPTConfig, cfg, out: str, devic
 
 def load_harm_model(out: str, device: str = "cpu") -> PreferenceModel:
     """out/harm.pt + out/harm.json -> the frozen harmlessness model, in eval mode."""
-    if not os.path.exists(os.path.join(out, "harm.pt")):
-        raise FileNotFoundError(f"harmlessness model file not found: {out}/harm.pt (run "
-                                f"--stages reward with --harm_model learned)")
-    state, _, cfg = read_checkpoint(out, "harm", device)
-    model = PreferenceModel(cfg)
-    load_weights(model, state, os.path.join(out, "harm.pt"))
-    return model.requires_grad_(False).to(device).eval()
+    return load_reward_model(out, device, "harm",
+                             "run --stages reward with --harm_model learned")[0]

@@ -130,13 +130,15 @@ def preference(rm: PreferenceModel, tok: Tokenizer, questions: list[str], comple
 # ------------------------------------------------------------------------------------------------
 # loading a trained one, and its scorers for the evaluation
 
-def load_reward_model(out: str, device: str = "cpu") -> tuple[PreferenceModel, dict]:
-    """out/reward.pt + out/reward.json -> (frozen PreferenceModel in eval mode, meta)."""
-    if not os.path.exists(os.path.join(out, "reward.pt")):
-        raise FileNotFoundError(f"reward model file not found: {out}/reward.pt (run --stages reward)")
-    state, meta, cfg = read_checkpoint(out, "reward", device)
+def load_reward_model(out: str, device: str = "cpu", name: str = "reward",
+                      hint: str = "run --stages reward") -> tuple[PreferenceModel, dict]:
+    """out/<name>.pt + .json -> (frozen PreferenceModel in eval mode, meta); name "harm" is the
+    harmlessness model (harmlessness.py), the same architecture."""
+    if not os.path.exists(os.path.join(out, f"{name}.pt")):
+        raise FileNotFoundError(f"{name} model file not found: {out}/{name}.pt ({hint})")
+    state, meta, cfg = read_checkpoint(out, name, device)
     rm = PreferenceModel(cfg)
-    load_weights(rm, state, os.path.join(out, "reward.pt"))
+    load_weights(rm, state, os.path.join(out, f"{name}.pt"))
     rm.requires_grad_(False)
     return rm.to(device).eval(), meta
 
