@@ -26,10 +26,12 @@ def group_advantages(rewards: torch.Tensor, kind: str = "drgrpo", eps: float = 1
             as in TRL: at G = 2 it is √2 times the population std)
     A group whose rewards are all equal gets A = 0 in both.
     """
+    # exercise: group_advantages
     centred = rewards - rewards.mean(dim=1, keepdim=True)          # (B, G) r_i - mean(r)
     if kind == "drgrpo":
         return centred
     return centred / (rewards.std(dim=1, keepdim=True) + eps)        # (B, G)
+    # end of exercise: group_advantages
 
 
 def zero_variance_groups(verifier: torch.Tensor) -> torch.Tensor:

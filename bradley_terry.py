@@ -126,8 +126,10 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, center_coef: float
     """Bradley-Terry loss, mean over pairs, with the optional centring penalty.
     bt_loss(tensor([2.]), tensor([0.])) -> -log sigma(2) = 0.126928
     bt_loss(tensor([2.]), tensor([0.]), 0.01) -> 0.126928 + 0.01 * 2^2 = 0.166928"""
+    # exercise: bt_loss
     loss = -F.logsigmoid(r_chosen - r_rejected).mean()  # -log sigma(r_c - r_r), 2203.02155 eq. 1
     return loss + center_coef * (r_chosen + r_rejected).pow(2).mean()  # 2312.09244 centring
+    # end of exercise: bt_loss
 
 
 def pairwise_accuracy(r_a: torch.Tensor, r_b: torch.Tensor, a_wins: torch.Tensor) -> float:

@@ -31,8 +31,10 @@ LOG_RATIO_BOUND = 20.0
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 per token: π_ref/π_θ - log(π_ref/π_θ) - 1 >= 0 (DeepSeekMath eq. 4)."""
+    # exercise: kl_k3
     log_ratio = (ref_logp - logp).clamp(-LOG_RATIO_BOUND, LOG_RATIO_BOUND)  # log π_ref/π_θ
     return torch.exp(log_ratio) - log_ratio - 1
+    # end of exercise: kl_k3
 
 
 def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: float = 0.2,
@@ -50,6 +52,7 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
     When these rows are one rank's share of a global batch, n_tokens (Σ_i |o_i|), n_seqs (N')
     and n_rows (N) are the global batch's, so the ranks' losses sum to the global loss.
     """
+    # exercise: policy_loss
     n_tokens = mask.sum() if n_tokens is None else n_tokens
     n_seqs = mask.any(1).sum() if n_seqs is None else n_seqs
     n_rows = mask.shape[0] if n_rows is None else n_rows
@@ -69,6 +72,7 @@ def policy_loss(logp, old_logp, adv, mask, *, agg: str = "token", clip_low: floa
     clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
     clip_frac = (clipped & mask).sum() / mask.sum().clamp(min=1)
     return loss, clip_frac
+    # end of exercise: policy_loss
 
 
 def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg, *,
@@ -81,6 +85,7 @@ def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg
     whole batch's and so do their gradients. Under DDP only the last chunk's backward averages
     the gradients over ranks. mask (n, T): tokens in the loss; real (n, T): generated tokens.
     Returns (logp, entropy, kl, loss, clip_frac, grad_norm) of the last epoch."""
+    # exercise: update
     chunks = micro_batches(real, pad, n_prompt, cfg.rl_micro_batch)
     for _ in range(cfg.inner_epochs):
         logp = torch.zeros(real.shape, device=ids.device)             # (n, T)
@@ -110,3 +115,4 @@ def update(trainer, opt, ids, pad, n_prompt: int, old_logp, adv, mask, real, cfg
         guard.step(opt, loss.item(), grad_norm.item(), step)
     kl = kl_k3(logp, ref_logp) if ref_logp is not None else None     # (n, T), for the log
     return logp, entropy, kl, loss, n_clipped / mask.sum().clamp(min=1), grad_norm
+    # end of exercise: update

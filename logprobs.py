@@ -24,6 +24,7 @@ def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
 
     ids (N, Tp + T) = left-padded prompt then completion; pad (N,). Returns logp (N, T) and,
     if asked, the true entropy of π_T at each completion position (N, T)."""
+    # exercise: token_logprobs
     logits, _ = model(ids[:, :-1], pad_len=pad)                      # (N, Tp + T - 1, V)
     logits = logits[:, n_prompt - 1:]                                # (N, T, V) predicts o_t
     if temperature != 1.0:
@@ -35,6 +36,7 @@ def token_logprobs(model, ids, pad, n_prompt: int, with_entropy: bool = False,
     with torch.no_grad():                                            # for the log: no graph kept
         entropy = -(logp_all.exp() * logp_all).sum(-1)               # (N, T) H[π(· | ...)]
     return logp, entropy
+    # end of exercise: token_logprobs
 
 
 def micro_batches(real: torch.Tensor, pad: torch.Tensor, n_prompt: int, size: int):

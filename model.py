@@ -100,10 +100,12 @@ def apply_rope(x, cos, sin):
     RoFormer's adjacent (2i, 2i+1): the same rotation up to a fixed permutation of the head dims,
     which the learnt q/k projections absorb. q_m . k_n then depends only on m - n.
     """
+    # exercise: rope
     d = x.shape[-1] // 2
     x1, x2 = x[..., :d], x[..., d:]  # (B, H, T, d/2) each
     out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, H, T, d) R_m x
     return out.type_as(x)
+    # end of exercise: rope
 
 
 def attention_mask(pad_len, t0: int, T: int, Tk: int):
@@ -114,10 +116,12 @@ def attention_mask(pad_len, t0: int, T: int, Tk: int):
     queries keep one allowed key: a row of all -inf would make softmax return NaN.
     Example: pad_len=[1], t0=0, T=Tk=3 -> [[1,0,0], [0,1,0], [0,1,1]].
     """
+    # exercise: attention_mask
     q = t0 + torch.arange(T, device=pad_len.device)[:, None]  # (T, 1)
     k = torch.arange(Tk, device=pad_len.device)[None, :]  # (1, Tk)
     real = k[None] >= pad_len[:, None, None]  # (B, 1, Tk) key is not padding
     return ((k <= q) & real | (k == q))[:, None]  # (B, 1, T, Tk)
+    # end of exercise: attention_mask
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +158,7 @@ class CausalSelfAttention(nn.Module):
                 q, k, v, attn_mask=mask, dropout_p=p, is_causal=mask is None
             )  # (B, H, T, d)
         else:  # the same written out: Attention(Q,K,V) = softmax(QK^T/sqrt(d))V, 1706.03762 eq. 1
+            # exercise: attention
             if mask is None:
                 mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # (T, T)
             att = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, Tk) QK^T/sqrt(d)
@@ -162,6 +167,7 @@ class CausalSelfAttention(nn.Module):
             if p > 0:
                 att = F.dropout(att, p)  # (B, H, T, Tk)
             y = att @ v  # (B, H, T, d) weighted sum of values
+            # end of exercise: attention
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) heads side by side
         return self.resid_drop(self.proj(y))  # (B, T, C)
 

@@ -61,11 +61,13 @@ class KVCache:
     def update(self, layer: int, k, v):
         """Write k, v (B, H, T, d) at [length, length + T); return the keys and values to attend
         over, (B, H, Tk, d) each with Tk = key_length(T)."""
+        # exercise: kv_cache
         T = k.shape[2]
         self.k[layer][:, :, self.length : self.length + T] = k
         self.v[layer][:, :, self.length : self.length + T] = v
         Tk = self.key_length(T)
         return self.k[layer][:, :, :Tk], self.v[layer][:, :, :Tk]
+        # end of exercise: kv_cache
 
     def expand(self, n: int) -> "KVCache":
         """Repeat every row n times in place: row i becomes rows i*n .. i*n + n - 1. One buffer

@@ -178,6 +178,7 @@ def _answer_span(text: str) -> str | None:
     _answer_span("<think>x</think><answer> 12 </answer>") -> " 12 "
     _answer_span("<answer>1</answer><answer>2</answer>") -> None (two answers: neither counts)
     _answer_span("<think>x</think><answer>Ann has 4") -> None (truncated)"""
+    # exercise: answer_span
     if text.count(ANSWER_OPEN) != 1 or text.count(ANSWER_CLOSE) != 1:
         return None
     start, end = text.index(ANSWER_OPEN), text.index(ANSWER_CLOSE)
@@ -186,6 +187,7 @@ def _answer_span(text: str) -> str | None:
     if THINK_OPEN in text[start:] or THINK_CLOSE in text[start:]:
         return None  # a think tag inside or after the answer: nested or out of order
     return text[start + len(ANSWER_OPEN):end]
+    # end of exercise: answer_span
 
 
 def _box_body(text: str) -> str | None:

@@ -49,6 +49,7 @@ def train_bpe(texts: list[str], vocab_size: int) -> dict[bytes, int]:
     words = {tuple(bytes([b]) for b in c.encode()): n for c, n in chunks.items()}
     ranks = {bytes([i]): i for i in range(256)}
     for _ in range(n_merges):
+        # exercise: bpe_merge
         pairs: Counter = Counter()
         for w, n in words.items():
             for pair in zip(w, w[1:]):
@@ -72,6 +73,7 @@ def train_bpe(texts: list[str], vocab_size: int) -> dict[bytes, int]:
                     i += 1
             new_words[tuple(out)] = new_words.get(tuple(out), 0) + n
         words = new_words
+        # end of exercise: bpe_merge
     return ranks
 
 
