@@ -15,15 +15,17 @@ def lesson_files() -> list[str]:
                if f.endswith(".py")])
 
 
-def test_the_lesson_never_imports_the_lab():
-    lab = {f[:-3] for f in os.listdir(os.path.join(ROOT, "lab")) if f.endswith(".py")} | {"lab"}
+def test_the_lesson_never_imports_the_lab_or_the_course():
+    lab = ({f[:-3] for f in os.listdir(os.path.join(ROOT, "lab")) if f.endswith(".py")}
+           | {f[:-3] for f in os.listdir(os.path.join(ROOT, "course")) if f.endswith(".py")}
+           | {"lab", "course"})
     for path in lesson_files():
         tree = ast.parse(open(os.path.join(ROOT, path)).read())
         for node in ast.walk(tree):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
-                assert name.split(".")[0] not in lab, f"{path} imports {name} from the lab"
+                assert name.split(".")[0] not in lab, f"{path} imports {name} from lab/ or course/"
 
 
 def test_the_readme_trace_points_at_the_lines_it_names():
