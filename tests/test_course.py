@@ -119,3 +119,49 @@ def test_the_command_line(kit):
     run = subprocess.run([sys.executable, "-m", "course.grade", "nope", "--kit", kit],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 1 and "no exercise nope" in run.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# labs graded by outcome (course/lab.py)
+
+def test_lab_bands_and_grades_by_hand():
+    from course.lab import grade, make_bands
+    results = {"alone": {1: dict(pretrained=0.5, **{"pass@1": 0.1}, gain=-0.4, proxy_rise=0.3),
+                         2: dict(pretrained=0.5, **{"pass@1": 0.2}, gain=-0.3, proxy_rise=0.1)},
+               "blend": {1: dict(pretrained=0.5, **{"pass@1": 0.7}, gain=0.2, proxy_rise=0.0),
+                         2: dict(pretrained=0.5, **{"pass@1": 0.6}, gain=0.1, proxy_rise=0.0)}}
+    bands = make_bands("hacking", results)
+    assert bands["blend"]["pass@1"]["low"] == pytest.approx(0.55)    # min 0.6 - margin 0.05
+    assert bands["alone"]["proxy_rise"]["low"] == pytest.approx(0.05)
+    lines = grade("hacking", results, bands)
+    assert all(ok for ok, _ in lines) and len(lines) == 2 * 2 + 2 * 2 + 2
+    student = {"alone": {7: dict(pretrained=0.5, **{"pass@1": 0.6}, gain=0.1, proxy_rise=-0.1)},
+               "blend": {7: dict(pretrained=0.5, **{"pass@1": 0.5}, gain=0.0, proxy_rise=0.0)}}
+    failed = [line for ok, line in grade("hacking", student, bands) if not ok]
+    assert len(failed) == 4 and any("must rise" in line for line in failed)
+
+
+def test_the_bug_lab_edits_one_line(tmp_path):
+    from course.lab import BUG_ANSWER, LABS, student_tree
+    clean = student_tree(LABS["bug"], None, str(tmp_path / "clean"), "clean")
+    bugged = student_tree(LABS["bug"], None, str(tmp_path / "bugged"), "bugged")
+    assert clean != bugged
+    rel, old, new = LABS["bug"].bug
+    a, b = (open(tmp_path / d / rel).read().splitlines() for d in ("clean", "bugged"))
+    changed = [(x, y) for x, y in zip(a, b) if x != y]
+    assert len(a) == len(b) and len(changed) == 1 and new.strip() in changed[0][1]
+    assert f"def {BUG_ANSWER}(" in open(os.path.join(ROOT, rel)).read()
+
+
+def test_a_lab_runs_the_students_bodies(kit, tmp_path):
+    """The grpo lab, quick, on a kit whose six GRPO bodies are the reference's: its run
+    directory is named by those bodies, and it trains and evaluates."""
+    from course.lab import LABS
+    for name in LABS["grpo"].exercises:
+        e = next(e for e in EXERCISES if e.name == name)
+        put(kit, e, reference_body(e))
+    run = subprocess.run([sys.executable, "-m", "course.lab", "grpo", "--kit", kit, "--quick",
+                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| verifier | 1 |" in run.stdout
+    assert os.path.exists(next((tmp_path / "grpo").glob("*/verifier/seed1/report.json")))
