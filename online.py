@@ -29,10 +29,11 @@ import random
 
 import torch
 
-from bradley_terry import bt_step, offline_pairs, reference_score
+from bradley_terry import bt_step, offline_pairs
 from checkpoint import _tuples
 from guard import SkipNonFinite
 from preference import encode_view, rm_view
+from preference_figures import reference_score
 from sampler import generate
 from verifiers import answer_span, math_reward
 

@@ -31,7 +31,7 @@ from course.make import ROOT, body, is_stub, splice, tracked_files
 
 GRPO_PIECES = ("kv_cache", "answer_span", "token_logprobs", "group_advantages", "policy_loss",
                "update")
-SIZE = dict(preset="cpu", rl_steps=40, n_eval=100)  # a lab run: minutes on a laptop CPU
+SIZE = dict(preset="cpu", rl_steps=40)  # a lab run: minutes on a laptop CPU
 QUICK = dict(preset="smoke")                        # seconds: checks the plumbing only
 MARGIN = 0.05                                       # a band: the reference seeds' range ± this
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)
@@ -57,7 +57,7 @@ LABS = {
                    {"alone": ALONE, "blend": dict(w_pref=1.0)},
                    {"alone": ("proxy_rise", "gain"), "blend": ("pass@1", "gain")}),
     "bug": Lab("A silent bug: the same run, clean and bugged, over seeds. Which function?", (),
-               {"clean": dict(w_pref=0.0), "bugged": dict(w_pref=0.0)},
+               {"verifier": dict(w_pref=0.0), "bugged": dict(w_pref=0.0)},
                bug=("advantages.py",
                     "torch.cat([varied.nonzero().flatten(), (~varied).nonzero().flatten()])",
                     "torch.cat([(~varied).nonzero().flatten(), varied.nonzero().flatten()])")),
@@ -73,11 +73,15 @@ def unfinished(lab: Lab, kit: str) -> list[str]:
 
 def student_tree(lab: Lab, kit: str | None, folder: str, arm: str) -> str:
     """A copy of the repository's files in `folder`, the lab's exercise bodies from `kit` (the
-    reference's when kit is None), the bug's edit in the bugged arm. Returns the key of what
-    was put in: the run directories are named by it, so a changed body runs again."""
+    reference's when kit is None), the bug's edit in the bugged arm. Returns who wrote the code:
+    "reference", or "kit-" and a hash of the student's bodies that differ from the reference's,
+    so that a changed body runs again and a reference run is shared by every lab."""
     bodies = {}
     for name in lab.exercises:
-        bodies[name] = body(open(os.path.join(kit or ROOT, by_name()[name].path)).read(), name)
+        path = by_name()[name].path
+        mine = body(open(os.path.join(kit or ROOT, path)).read(), name)
+        if mine != body(open(os.path.join(ROOT, path)).read(), name):
+            bodies[name] = mine
     for rel in tracked_files(ROOT):
         os.makedirs(os.path.dirname(os.path.join(folder, rel)), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, rel), os.path.join(folder, rel))
@@ -93,8 +97,9 @@ def student_tree(lab: Lab, kit: str | None, folder: str, arm: str) -> str:
             raise ValueError(f"the bug's text is not in {rel} once: the lab needs updating")
         with open(os.path.join(folder, rel), "w") as f:
             f.write(text.replace(old, new))
-    return hashlib.sha1(json.dumps([bodies, arm == "bugged"], sort_keys=True).encode()
-                        ).hexdigest()[:10]
+    if not bodies:
+        return "reference"
+    return "kit-" + hashlib.sha1(json.dumps(bodies, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def train(code: str, out: str, flags: dict, log) -> None:
@@ -120,19 +125,22 @@ def pretraining(seed: int, size: dict, base: str, log) -> str:
     """The reference code's pretraining for `seed` (its own corpus too), made once."""
     out = os.path.join(base, f"pretrain-{size['preset']}-seed{seed}")
     os.makedirs(out, exist_ok=True)
-    train(ROOT, out, dict(size, seed=seed, task_seed=seed, stages="pretrain"), log)
+    train(ROOT, out, dict(preset=size["preset"], seed=seed, task_seed=seed, stages="pretrain"),
+          log)
     return out
 
 
 def run_arm(lab_name: str, arm: str, seed: int, kit: str | None, size: dict, base: str,
             log) -> str:
     """One arm on one seed: the pretraining copied in, then reward (where the arm pays the
-    preference model), grpo and eval in the student's copy. Returns the run directory."""
+    preference model), grpo and eval in the student's copy. Returns the run directory. An arm's
+    name stands for its flags in every lab (the grpo lab's "verifier" is the bug lab's clean
+    run), so a reference run made for one lab serves the others."""
     lab = LABS[lab_name]
     pre = pretraining(seed, size, base, log)
     with tempfile.TemporaryDirectory(prefix="course-lab-") as code:
-        key = student_tree(lab, kit, code, arm)
-        out = os.path.join(base, lab_name, key, arm, f"seed{seed}")
+        who = student_tree(lab, kit, code, arm)
+        out = os.path.join(base, who, size["preset"], arm, f"seed{seed}")
         os.makedirs(out, exist_ok=True)
         if not os.path.exists(os.path.join(out, "progress.json")):
             for name in ("pretrain.pt", "pretrain.json", "tokenizer.tiktoken"):

@@ -5,7 +5,7 @@ breaks, and does its held-out accuracy or its exploit probe say which?
 For each arm (a labeller of one kind at one check rate, and the preference model its labels
 train), over seeds:
   right above wrong   the model's held-out accuracy on right-vs-wrong pairs, judged against the
-                      truth (bradley_terry.heldout_figures: accuracy_correctness)
+                      truth (preference_figures.heldout_figures: accuracy_correctness)
   exploit probe       what the human's favourite style adds to a wrong answer's score, and how
                       often it lifts a wrong answer above a plain right one (exploit_probe)
   best-of-n           the gold gained by keeping the best of n of the pretrained policy's samples

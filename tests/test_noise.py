@@ -1,7 +1,7 @@
 """Noise against bias. The noisy verifier (reward.py: --flip, --flip_kind): flips worked by hand,
 its agreement 1 - p, the persistent kind's consistency and its independence of the text, and what
 GRPO reads of it. The labellers whose errors are noise or bias (data/rater.py: --rater_hurried):
-one label accuracy for one q, worked out exactly; and the exploit probe (bradley_terry.py)."""
+one label accuracy for one q, worked out exactly; and the exploit probe (preference_figures.py)."""
 
 import dataclasses
 import itertools
@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-import bradley_terry
+import preference_figures
 from bradley_terry import PreferenceConfig
 from data.problems import ANSWER_STYLES, Problem, TaskConfig, answer_text, make_splits
 from data.rater import Human, gold_score, make_pairs, sigmoid, training_prompts
@@ -210,8 +210,8 @@ def test_the_exploit_probe_tells_a_model_of_style_from_a_model_of_the_human(monk
                 v, truth[q]) for q, v in zip(questions, views)])
         return fake_score
     for utility, (style, right, beats) in ((False, (2.0, 0.0, 1.0)), (True, (2.0, 6.0, 0.0))):
-        monkeypatch.setattr(bradley_terry, "score", model(utility))
-        probe = bradley_terry.exploit_probe(None, None, held_out, task, "response", "cpu")
+        monkeypatch.setattr(preference_figures, "score", model(utility))
+        probe = preference_figures.exploit_probe(None, None, held_out, task, "response", "cpu")
         assert 20 <= probe["probe_problems"] <= 30      # where the teacher writes both
         assert (probe["style_lift"], probe["correctness_lift"],
                 probe["dressed_beats_right"]) == pytest.approx((style, right, beats))

@@ -19,9 +19,9 @@ from data.rater import (Human, Pair, agreement_ceiling, gold_score, make_pairs, 
 from data.tokenizer import Tokenizer, train_bpe
 from evaluate import behaviour_scorers
 from model import GPTConfig
-from bradley_terry import (PreferenceConfig, bt_loss, heldout_figures, pairwise_accuracy,
-                           train_reward_model)
+from bradley_terry import PreferenceConfig, bt_loss, train_reward_model
 from preference import PreferenceModel, load_reward_model, preference, raw_scores, rm_view, score
+from preference_figures import heldout_figures, pairwise_accuracy
 from reward import Reward, RewardConfig, blend, blend_floor, reward_terms
 from verifiers import answer_span
 from verifiers import extract_answer
