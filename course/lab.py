@@ -242,6 +242,9 @@ def main(argv: list[str]) -> None:
         sys.exit(f"course.lab: --seeds takes comma-separated integers, got {args.seeds!r}")
     if args.kit and not os.path.isdir(args.kit):
         sys.exit(f"course.lab: {args.kit} is not a folder: make one with python -m course.make")
+    if unfinished(lab, ROOT):
+        sys.exit(f"course.lab: {ROOT} is itself a student copy (its bodies are stubs): run the "
+                 f"lab from the original repository, with --kit pointing here")
     todo = unfinished(lab, args.kit) if args.kit else []
     if todo:
         sys.exit(f"course.lab: {args.lab} runs your {', '.join(todo)}, still stubs: grade them "
