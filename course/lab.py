@@ -269,9 +269,11 @@ def main(argv: list[str]) -> None:
             sys.exit(0 if right else 1)
         return
     if not args.kit:                                                 # the reference: the bands
+        stored = json.load(open(args.bands)) if os.path.exists(args.bands) else {}  # as it is now
         stored[args.lab] = dict(make_bands(args.lab, results), seeds=seeds, size=size)
-        with open(args.bands, "w") as f:
+        with open(args.bands + ".tmp", "w") as f:
             json.dump(stored, f, indent=1)
+        os.replace(args.bands + ".tmp", args.bands)
         print(f"bands for {args.lab} written to {args.bands}")
         return
     lines = grade(args.lab, results, stored[args.lab])
