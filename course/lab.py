@@ -34,6 +34,8 @@ GRPO_PIECES = ("kv_cache", "answer_span", "token_logprobs", "group_advantages", 
 SIZE = dict(preset="cpu", rl_steps=40)  # a lab run: minutes on a laptop CPU
 QUICK = dict(preset="smoke")                        # seconds: checks the plumbing only
 MARGIN = 0.05                                       # a band: the reference seeds' range ± this
+CURVES = {"accuracy": "accuracy on the step's samples", "proxy": "preference model's score",
+          "zero_var": "share of groups without signal"}         # the plot's panels
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)
 
 
@@ -165,7 +167,9 @@ def figures(out: str) -> dict:
     before, after = (report["eval"][m]["in_dist"]["pass@1"] for m in ("pretrained", "rl"))
     return {"pretrained": before, "pass@1": after, "gain": after - before,
             "proxy_rise": mean(steps[-10:], "proxy") - mean(steps[:10], "proxy"),
-            "no_signal": mean(steps, "zero_var")}
+            "no_signal": mean(steps, "zero_var"),
+            "curves": {k: [mean(steps[max(0, i - 4):i + 1], k) for i in range(len(steps))]
+                       for k in CURVES}}                             # 5-step running means
 
 # ------------------------------------------------------------------------------------------------
 # bands and grades
@@ -179,9 +183,35 @@ def band(values: list[float]) -> dict:
 
 
 def make_bands(lab_name: str, results: dict) -> dict:
-    """{arm: {figure: band}} from the reference runs' {arm: {seed: figures}}."""
-    return {arm: {k: band([results[arm][s][k] for s in sorted(results[arm])])
-                  for k in LABS[lab_name].graded.get(arm, ())} for arm in results}
+    """{arm: {figure: band, "curves": {seed: curves}}} from the reference runs' {arm: {seed:
+    figures}}: what a student's run is graded against, and the curves it is drawn beside."""
+    return {arm: {**{k: band([results[arm][s][k] for s in sorted(results[arm])])
+                     for k in LABS[lab_name].graded.get(arm, ())},
+                  "curves": {str(s): results[arm][s]["curves"] for s in sorted(results[arm])}}
+            for arm in results}
+
+
+def plot(results: dict, bands: dict, path: str) -> bool:
+    """One row per arm, one panel per curve: the reference seeds' curves in grey, these runs'
+    in colour. False when matplotlib is not installed."""
+    from lab.summary import pyplot, save
+    plt = pyplot()
+    if plt is None:
+        return False
+    fig, axes = plt.subplots(len(results), len(CURVES), figsize=(4 * len(CURVES),
+                                                                 2.6 * len(results)),
+                             squeeze=False)
+    for row, (arm, per_seed) in zip(axes, results.items()):
+        for ax, (key, title) in zip(row, CURVES.items()):
+            for curves in bands.get(arm, {}).get("curves", {}).values():
+                ax.plot(curves[key], color="0.75", lw=1)
+            for seed, f in sorted(per_seed.items()):
+                ax.plot(f["curves"][key], lw=1.5, label=f"seed {seed}")
+            ax.set_title(f"{arm}: {title}", fontsize=9)
+            ax.set_xlabel("GRPO step", fontsize=8)
+        row[0].legend(fontsize=7, title="grey: reference seeds", title_fontsize=7)
+    save(fig, path)
+    return True
 
 
 def grade(lab_name: str, results: dict, bands: dict) -> list[tuple[bool, str]]:
@@ -259,6 +289,9 @@ def main(argv: list[str]) -> None:
             sys.exit(f"course.lab: {e}")
         results.setdefault(arm, {})[seed] = figures(out)
     print(table(results))
+    drawn = os.path.join(args.out, f"{args.lab}.png")
+    if plot(results, stored.get(args.lab, {}), drawn):
+        print(f"curves: {drawn}")
     if args.quick:
         return
     if args.lab == "bug":
