@@ -126,11 +126,16 @@ def test_the_command_line(kit):
 
 def test_lab_bands_and_grades_by_hand():
     from course.lab import grade, make_bands
+    curves = {"curves": {"accuracy": [0.5, 0.4]}}
     results = {"alone": {1: dict(pretrained=0.5, **{"pass@1": 0.1}, gain=-0.4, proxy_rise=0.3),
                          2: dict(pretrained=0.5, **{"pass@1": 0.2}, gain=-0.3, proxy_rise=0.1)},
                "blend": {1: dict(pretrained=0.5, **{"pass@1": 0.7}, gain=0.2, proxy_rise=0.0),
                          2: dict(pretrained=0.5, **{"pass@1": 0.6}, gain=0.1, proxy_rise=0.0)}}
+    for per_seed in results.values():
+        for figures in per_seed.values():
+            figures.update(curves)
     bands = make_bands("hacking", results)
+    assert bands["alone"]["curves"] == {"1": curves["curves"], "2": curves["curves"]}
     assert bands["blend"]["pass@1"]["low"] == pytest.approx(0.55)    # min 0.6 - margin 0.05
     assert bands["alone"]["proxy_rise"]["low"] == pytest.approx(0.05)
     lines = grade("hacking", results, bands)
