@@ -46,18 +46,23 @@ class Lab:
     question: str
     exercises: tuple
     arms: dict
-    graded: dict = field(default_factory=dict)   # arm -> figures compared with the band
+    graded: dict = field(default_factory=dict)   # arm -> ((figure, "min" | "max"), ...): the
+                                                 # run's figure at least the band's low, or at
+                                                 # most its high
     bug: tuple = ()             # (file, old, new): the bugged arm's hidden edit
+    curves: tuple = ("accuracy", "zero_var")  # the plot's panels (CURVES)
 
 
 LABS = {
     "grpo": Lab("Do your GRPO pieces train the model? Held-out pass@1 after 40 steps on the "
                 "verifier alone", GRPO_PIECES, {"verifier": dict(w_pref=0.0)},
-                {"verifier": ("pass@1", "gain")}),
+                {"verifier": (("pass@1", "min"), ("gain", "min"))}),
     "hacking": Lab("The preference model alone is hacked: its score rises while accuracy "
                    "falls. Beside the verifier it is not.", GRPO_PIECES + ("bt_loss",),
                    {"alone": ALONE, "blend": dict(w_pref=1.0)},
-                   {"alone": ("proxy_rise", "gain"), "blend": ("pass@1", "gain")}),
+                   {"alone": (("proxy_rise", "min"), ("gain", "max")),
+                    "blend": (("pass@1", "min"), ("gain", "min"))},
+                   curves=("accuracy", "proxy", "zero_var")),
     "bug": Lab("A silent bug: the same run, clean and bugged, over seeds. Which function?", (),
                {"verifier": dict(w_pref=0.0), "bugged": dict(w_pref=0.0)},
                bug=("advantages.py",
@@ -186,28 +191,27 @@ def make_bands(lab_name: str, results: dict) -> dict:
     """{arm: {figure: band, "curves": {seed: curves}}} from the reference runs' {arm: {seed:
     figures}}: what a student's run is graded against, and the curves it is drawn beside."""
     return {arm: {**{k: band([results[arm][s][k] for s in sorted(results[arm])])
-                     for k in LABS[lab_name].graded.get(arm, ())},
+                     for k, _ in LABS[lab_name].graded.get(arm, ())},
                   "curves": {str(s): results[arm][s]["curves"] for s in sorted(results[arm])}}
             for arm in results}
 
 
-def plot(results: dict, bands: dict, path: str) -> bool:
+def plot(results: dict, bands: dict, keys: tuple, path: str) -> bool:
     """One row per arm, one panel per curve: the reference seeds' curves in grey, these runs'
     in colour. False when matplotlib is not installed."""
     from lab.summary import pyplot, save
     plt = pyplot()
     if plt is None:
         return False
-    fig, axes = plt.subplots(len(results), len(CURVES), figsize=(4 * len(CURVES),
-                                                                 2.6 * len(results)),
+    fig, axes = plt.subplots(len(results), len(keys), figsize=(4 * len(keys), 2.6 * len(results)),
                              squeeze=False)
     for row, (arm, per_seed) in zip(axes, results.items()):
-        for ax, (key, title) in zip(row, CURVES.items()):
+        for ax, key in zip(row, keys):
             for curves in bands.get(arm, {}).get("curves", {}).values():
                 ax.plot(curves[key], color="0.75", lw=1)
             for seed, f in sorted(per_seed.items()):
                 ax.plot(f["curves"][key], lw=1.5, label=f"seed {seed}")
-            ax.set_title(f"{arm}: {title}", fontsize=9)
+            ax.set_title(f"{arm}: {CURVES[key]}", fontsize=9)
             ax.set_xlabel("GRPO step", fontsize=8)
         row[0].legend(fontsize=7, title="grey: reference seeds", title_fontsize=7)
     save(fig, path)
@@ -215,21 +219,21 @@ def plot(results: dict, bands: dict, path: str) -> bool:
 
 
 def grade(lab_name: str, results: dict, bands: dict) -> list[tuple[bool, str]]:
-    """Each graded figure of each run against its band: (passed, message). A lab about
-    hacking also needs the direction: the preference score up and pass@1 down when alone."""
+    """Each graded figure of each run against its band: (passed, message). A figure graded
+    "min" must reach the band's low end (pass@1 after RL), one graded "max" stay under its high
+    end (pass@1's gain when the preference model alone is hacked: it must fall)."""
     lines = []
     for arm, per_seed in results.items():
         for seed, got in sorted(per_seed.items()):
-            for k in LABS[lab_name].graded.get(arm, ()):
+            for k, side in LABS[lab_name].graded.get(arm, ()):
                 b = bands[arm][k]
-                ok = b["low"] <= got[k]
-                lines.append((ok, f"{arm}, seed {seed}: {WHAT[k]} {got[k]:+.3f}; the reference "
-                                  f"band {b['low']:+.3f} or more (its seeds: "
-                                  f"{', '.join(f'{v:+.3f}' for v in b['values'])})"))
-            if lab_name == "hacking" and arm == "alone":
-                lines.append((got["proxy_rise"] > 0 and got["gain"] < 0,
-                              f"{arm}, seed {seed}: the preference score must rise "
-                              f"({got['proxy_rise']:+.3f}) while pass@1 falls ({got['gain']:+.3f})"))
+                ok = b["low"] <= got[k] if side == "min" else got[k] <= b["high"]
+                form = ".3f" if k == "pass@1" else "+.3f"
+                bound = (f"{b['low']:{form}} or more" if side == "min"
+                         else f"{b['high']:{form}} or less")
+                lines.append((ok, f"{arm}, seed {seed}: {WHAT[k]} {got[k]:{form}}; the reference "
+                                  f"band {bound} (its seeds: "
+                                  f"{', '.join(f'{v:{form}}' for v in b['values'])})"))
     return lines
 
 
@@ -290,7 +294,7 @@ def main(argv: list[str]) -> None:
         results.setdefault(arm, {})[seed] = figures(out)
     print(table(results))
     drawn = os.path.join(args.out, f"{args.lab}.png")
-    if plot(results, stored.get(args.lab, {}), drawn):
+    if plot(results, stored.get(args.lab, {}), lab.curves, drawn):
         print(f"curves: {drawn}")
     if args.quick:
         return

@@ -138,12 +138,13 @@ def test_lab_bands_and_grades_by_hand():
     assert bands["alone"]["curves"] == {"1": curves["curves"], "2": curves["curves"]}
     assert bands["blend"]["pass@1"]["low"] == pytest.approx(0.55)    # min 0.6 - margin 0.05
     assert bands["alone"]["proxy_rise"]["low"] == pytest.approx(0.05)
+    assert bands["alone"]["gain"]["high"] == pytest.approx(-0.25)   # max -0.3 + margin 0.05
     lines = grade("hacking", results, bands)
-    assert all(ok for ok, _ in lines) and len(lines) == 2 * 2 + 2 * 2 + 2
+    assert all(ok for ok, _ in lines) and len(lines) == 2 * 2 + 2 * 2
     student = {"alone": {7: dict(pretrained=0.5, **{"pass@1": 0.6}, gain=0.1, proxy_rise=-0.1)},
                "blend": {7: dict(pretrained=0.5, **{"pass@1": 0.5}, gain=0.0, proxy_rise=0.0)}}
     failed = [line for ok, line in grade("hacking", student, bands) if not ok]
-    assert len(failed) == 4 and any("must rise" in line for line in failed)
+    assert len(failed) == 4 and any("-0.250 or less" in line for line in failed)
 
 
 def test_the_bug_lab_edits_one_line(tmp_path):
