@@ -85,6 +85,12 @@ POLICY_LOSS = Exercise(
                 "row (no token in the mask) is not a sequence of the loss.",
                 (("n_seqs = mask.any(1).sum() if n_seqs is None",
                   "n_seqs = mask.shape[0] if n_seqs is None"),)),
+        Mistake("seq_mean_for_token", "agg \"token\" is DAPO's token mean, Σ ℓ / Σ|o_i|: every "
+                "token weighs the same. A mean per sequence, then over sequences, is \"seq\": "
+                "it weighs a short completion's tokens more.",
+                (("loss = per_token.sum() / n_tokens.clamp(min=1)",
+                  "loss = (per_token.sum(1) / mask.sum(1).clamp(min=1)).sum() / "
+                  "mask.any(1).sum().clamp(min=1)"),)),
         Mistake("seq_mean_over_padding", "a sequence's mean is over its own |o_i| tokens, not "
                 "over the T columns of the batch.",
                 (("per_token.sum(1) / mask.sum(1).clamp(min=1)",

@@ -173,3 +173,11 @@ def test_a_lab_runs_the_students_bodies(kit, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "| verifier | 1 |" in run.stdout
     assert os.path.exists(next(tmp_path.glob("kit-*/smoke/verifier/seed1/report.json")))
+
+
+def test_the_course_page_names_every_exercise_and_wrong_version():
+    page = open(os.path.join(ROOT, "docs", "course.md")).read()
+    for e in EXERCISES:
+        assert f"`{e.name}`" in page, e.name
+        for mistake in e.mistakes:
+            assert f"`{mistake.name}`" in page, (e.name, mistake.name)
