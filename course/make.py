@@ -39,8 +39,8 @@ def end_marker(name: str) -> str:
 
 def stub(name: str) -> str:
     """The line a student copy has where the body was."""
-    return (f'raise NotImplementedError("exercise {name}: write this body '
-            f'(docs/course.md#{name})")')
+    return (f'raise NotImplementedError("exercise {name}: write this body (its handout: '
+            f'docs/course.md)")')
 
 
 def spans(text: str) -> dict[str, tuple[int, int, str]]:
