@@ -19,8 +19,9 @@ preference.py; the figures the stage reports, preference_figures.py.
 Pairs are style pairs (one solution in two answer styles) and solution pairs (two independent
 teacher solutions, some right-vs-wrong). `heldout_figures` (preference_figures.py) scores
 held-out pairs of each kind against the noisy labels and against the human's true utility:
-whether the model can tell a right answer from a wrong one is `accuracy_correctness`. The default `rm_init="scratch"` (2
-layers, width 64) is small on purpose: style is visible in a few tokens.
+whether the model can tell a right answer from a wrong one is `accuracy_correctness`. The
+default `rm_init="scratch"` (2 layers, width 64) is small on purpose: style is visible in a few
+tokens.
 
 What this deliberately is not: a trainer class, or a preference model that keeps learning while
 the policy moves: it is trained once and frozen, as in DeepSeekMath's GRPO (arXiv 2402.03300)
@@ -183,14 +184,10 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
         s["train_time"] += clock.lap("step")
         loop.bar.set_postfix(loss=f"{s['ema'][0]:.3f}", acc=f"{s['ema'][1]:.3f}")
     # ---- figures: held-out pairs against the labels and the truth; r_ref; reward.pt
-    r_a, r_b = pair_scores(rm, tok, eval_pairs, scope, device)
-    figures = dict(heldout_figures(eval_pairs, r_a, r_b, cfg.human),
-                   heldout_loss=label_loss(eval_pairs, r_a, r_b))
+    figures, r_a, r_b = labelled_figures(rm, tok, eval_pairs, scope, device, cfg.human)
     if splits.general:                             # the same figures on held-out notes' pairs
-        pairs = heldout_pairs(splits.general, task, cfg)
-        r_a, r_b = pair_scores(rm, tok, pairs, scope, device)
-        figures["notes"] = dict(heldout_figures(pairs, r_a, r_b, cfg.human),
-                                heldout_loss=label_loss(pairs, r_a, r_b))
+        figures["notes"] = labelled_figures(rm, tok, heldout_pairs(splits.general, task, cfg),
+                                            scope, device, cfg.human)[0]
     r_ref = reference_score(rm, tok, held_out, task, scope, device)
     rm.r_ref.fill_(r_ref)
     figures.update({
@@ -209,10 +206,13 @@ def train_reward_model(run, task: TaskConfig, gpt: GPTConfig, cfg: PreferenceCon
     return {"reward_model": figures, "time_s": {"reward_model": loop.elapsed()}}
 
 
-def label_loss(pairs: list[Pair], r_a: torch.Tensor, r_b: torch.Tensor) -> float:
-    """The BT loss of scores r_a, r_b (P,) on held-out pairs, each side chosen as labelled."""
+def labelled_figures(rm, tok, pairs: list[Pair], scope: str, device, human: Human):
+    """The model's scores r_a, r_b (P,) of held-out pairs, and their figures
+    (preference_figures.heldout_figures) with the BT loss on the labels: (figures, r_a, r_b)."""
+    r_a, r_b = pair_scores(rm, tok, pairs, scope, device)
     labels = torch.tensor([p.a_wins for p in pairs])
-    return bt_loss(torch.where(labels, r_a, r_b), torch.where(labels, r_b, r_a)).item()
+    loss = bt_loss(torch.where(labels, r_a, r_b), torch.where(labels, r_b, r_a)).item()
+    return dict(heldout_figures(pairs, r_a, r_b, human), heldout_loss=loss), r_a, r_b
 
 
 def bt_step(rm, opt, chosen: list, rejected: list, pad_id: int, center: float, guard,
