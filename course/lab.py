@@ -21,13 +21,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 
 from course.exercises import by_name
 from course.make import ROOT, body, is_stub, splice, tracked_files
+from lab.experiments import Run, execute, flags_of
 
 GRPO_PIECES = ("kv_cache", "answer_span", "token_logprobs", "group_advantages", "policy_loss",
                "update")
@@ -109,31 +109,19 @@ def student_tree(lab: Lab, kit: str | None, folder: str, arm: str) -> str:
     return "kit-" + hashlib.sha1(json.dumps(bodies, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def train(code: str, out: str, flags: dict, log) -> None:
-    """python train.py in `code` with `flags`; resumes an interrupted run; raises with the log's
-    path when it fails."""
-    done = os.path.join(out, "progress.json")
-    if os.path.exists(done):
-        progress = json.load(open(done))
-        if set(progress["stages"]) <= set(progress["done"]):
-            return
-        args = ["--resume", out]
-    else:
-        args = [a for k, v in flags.items() for a in (f"--{k}", str(v))] + ["--out", out]
-    with open(os.path.join(out, "train.log"), "a") as f:
-        proc = subprocess.run([sys.executable, "train.py", *args], cwd=code, stdout=f,
-                              stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"train.py failed in {out}: see {os.path.join(out, 'train.log')}")
-    log(f"  {out}")
+def train(run: Run, root: str, log) -> None:
+    """lab.experiments.execute at the threads this process has: skipped when done, resumed when
+    interrupted."""
+    execute(run, int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count() or 1, root)
+    log(f"  {run.out}")
 
 
 def pretraining(seed: int, size: dict, base: str, log) -> str:
     """The reference code's pretraining for `seed` (its own corpus too), made once."""
     out = os.path.join(base, f"pretrain-{size['preset']}-seed{seed}")
-    os.makedirs(out, exist_ok=True)
-    train(ROOT, out, dict(preset=size["preset"], seed=seed, task_seed=seed, stages="pretrain"),
-          log)
+    train(Run(out, flags_of([], preset=size["preset"], seed=seed, task_seed=seed,
+                         stages="pretrain")),
+          ROOT, log)
     return out
 
 
@@ -148,13 +136,11 @@ def run_arm(lab_name: str, arm: str, seed: int, kit: str | None, size: dict, bas
     with tempfile.TemporaryDirectory(prefix="course-lab-") as code:
         who = student_tree(lab, kit, code, arm)
         out = os.path.join(base, who, size["preset"], arm, f"seed{seed}")
-        os.makedirs(out, exist_ok=True)
-        if not os.path.exists(os.path.join(out, "progress.json")):
-            for name in ("pretrain.pt", "pretrain.json", "tokenizer.tiktoken"):
-                shutil.copy2(os.path.join(pre, name), os.path.join(out, name))
         flags = dict(size, **lab.arms[arm], seed=seed, task_seed=seed)
         stages = "reward,grpo,eval" if flags.get("w_pref", 0.3) > 0 else "grpo,eval"
-        train(code, out, dict(flags, stages=stages), log)
+        train(Run(out, flags_of([], **flags, stages=stages),
+                  tuple((name, pre) for name in ("pretrain.pt", "pretrain.json",
+                                                 "tokenizer.tiktoken"))), code, log)
     return out
 
 

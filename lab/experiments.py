@@ -170,9 +170,10 @@ def differs(run: Run) -> str | None:
     return None
 
 
-def execute(run: Run, threads: int) -> None:
+def execute(run: Run, threads: int, root: str = ROOT) -> None:
     """Run it once: skipped when done, resumed when interrupted, else started from copies of its
-    inputs. Raises RuntimeError naming the run and its log when train.py fails."""
+    inputs; root/train.py (a copy of the repository: course/lab.py's student trees). Raises
+    RuntimeError naming the run and its log when train.py fails."""
     status = state(run.out)
     if status == "done":
         return
@@ -185,7 +186,7 @@ def execute(run: Run, threads: int) -> None:
         args = ["--resume", run.out]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with open(os.path.join(run.out, "train.log"), "a") as log:
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,
+        proc = subprocess.run([sys.executable, os.path.join(root, "train.py"), *args], cwd=root,
                               stdout=log, stderr=subprocess.STDOUT, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{run.out}: train.py exited {proc.returncode}; see "
