@@ -16,6 +16,7 @@ What this is deliberately not: model or pipeline parallelism, or multi-node laun
 """
 
 import datetime
+import gc
 import os
 
 import torch
@@ -40,7 +41,12 @@ def setup(device: str) -> tuple[int, int, str]:
 
 
 def teardown() -> None:
+    """Leave the process group. The stages' DistributedDataParallel wrappers sit in reference
+    cycles after their functions return; one still alive when the interpreter exits can abort
+    the process ("terminate called without an active exception", SIGABRT) now and then, so
+    collect them first, while the group is still up."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

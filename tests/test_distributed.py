@@ -19,6 +19,13 @@ ARGS = ["--preset", "smoke", "--stages", "pretrain,reward,grpo", "--rl_steps", "
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}     # 2 processes on 2 cores, as in one process
 
 
+def why(proc) -> str:
+    """The lines of a failed run's stderr that say why (not the progress bars), then its tail."""
+    lines = proc.stderr.replace("\r", "\n").splitlines()
+    said = [x for x in lines if any(w in x for w in ("rror", "terminate", "what()", "xitcode"))]
+    return "\n".join(said[:20]) + "\n...\n" + proc.stderr[-1000:]
+
+
 def read_log(path) -> list[dict]:
     return [json.loads(line) for line in open(path)]
 
@@ -30,11 +37,11 @@ def test_two_processes_follow_the_one_process_loss_trajectory(tmp_path, extra):
     one, two = tmp_path / "one", tmp_path / "two"
     proc = subprocess.run([sys.executable, "train.py", *ARGS, *extra, "--out", str(one)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, why(proc)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node=2", "train.py", *ARGS, *extra, "--out", str(two)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, why(proc)
     assert "2 process(es)" in proc.stdout and proc.stdout.count("pretrain |") == 1  # rank 0 prints
 
     pre1, pre2 = read_log(one / "pretrain_log.jsonl"), read_log(two / "pretrain_log.jsonl")
