@@ -111,7 +111,9 @@ EXPERIMENTS = {
     # and what makes its first steps lose accuracy? (lift.py's per-seed table). The arms isolate
     # the preference term, the step size at the start (a warm-up over 2 / (1 - β2) = 40 steps,
     # AdamW's second-moment horizon: Ma & Yarats, arXiv 1910.04209), the step size throughout,
-    # and the groups without signal (oversampling, DAPO's dynamic sampling)
+    # and the groups without signal (oversampling, DAPO's dynamic sampling); then, with dynamic
+    # sampling, whether the seeds that climb slowest only lack steps (the rate decays to 0 at
+    # the last step, so twice the steps also keep it higher for longer)
     "seeds": Experiment(
         "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
         "steps depend on", {},
@@ -119,7 +121,8 @@ EXPERIMENTS = {
          "no_pref": dict(oversample=1.0, w_pref=0.0),
          "warmup_40": dict(oversample=1.0, rl_warmup=40),
          "lr_half": dict(oversample=1.0, rl_lr=1.5e-4),
-         "oversample_2": dict(oversample=2.0)},                      # the default
+         "oversample_2": dict(oversample=2.0),                       # dynamic sampling
+         "steps_200": dict(oversample=2.0, rl_steps=200)},           # and twice the steps
         curves=("drawn_accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
         at_sizes=False, first_seed=1, corpus_seeds=True),
