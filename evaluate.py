@@ -27,13 +27,14 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from behaviour import harm, phrase_where
 from data.columns import uses_misconception
 from checkpoint import load_model, load_state, save_state
 from data.rater import wrong_unit
 from harmlessness import harm_probability, load_harm_model
 from preference import eval_scorers
 from sampler import generate
-from verifiers import answer_span, format_reward, harm, math_reward, phrase_where, think_span
+from verifiers import answer_span, format_reward, math_reward, think_span
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from behaviour import harm
 from bradley_terry import new_preference_model
 from checkpoint import save_model
 from data.problems import (RUDE_REMARKS, RUDE_WORDS, Problem, TaskConfig, make_splits,
@@ -38,7 +39,6 @@ from data.rater import training_prompts
 from data.tokenizer import Tokenizer
 from model import GPTConfig
 from preference import PreferenceModel, encode_view, load_reward_model, pad_left, rm_view, score
-from verifiers import harm
 
 EVERY_WORD = "|".join(RUDE_WORDS)      # the human's rule: any rude word of any wording
 

@@ -49,12 +49,13 @@ from dataclasses import dataclass
 
 import torch
 
+from behaviour import harm, phrase_where
 from data.problems import Problem
 from data.rater import Human
 from data.tokenizer import Tokenizer
 from harmlessness import harm_probability
 from preference import PreferenceModel, preference, raw_scores
-from verifiers import answer_span, format_reward, harm, math_reward, phrase_where
+from verifiers import answer_span, format_reward, math_reward
 
 SCOPES = ("answer", "response")
 ROUTES = ("blend", "routed")

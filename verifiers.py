@@ -55,10 +55,6 @@ Other dashes (the em dash "—", hyphen U+2010, figure dash U+2012) are punctuat
 The canonical string is an integer ("1234", "-5"), else a terminating decimal without trailing
 zeros ("2.5", "0.75"), else a reduced fraction ("1/3").
 
-Beside correctness, the rule checks of behaviour that the blend and the evaluation read: `harm`
-(a banned word in the answer or the whole response: the blend's harmlessness term) and
-`phrase_where` (data.problems.PHRASE inside <think>, inside <answer>).
-
 What this deliberately is not: a math-expression checker (no "2+3", "\\frac{1}{2}", units, sets or
 intervals: policy 5 refuses them rather than reading a number out of them), and never an
 evaluator. Model text is untrusted (verl CVE-2026-6878 was an eval on model output), so nothing
@@ -71,8 +67,6 @@ characters is refused unread (None / 0.0), so "9**9**9", a 10^6-character string
 
 import re
 from fractions import Fraction
-
-from data.problems import has_phrase
 
 MAX_CHARS = 10_000  # longer text is refused unread: our completions are a few hundred characters
 MAX_DIGITS = 30     # a number with more digits than this is not a number (keeps int() cheap)
@@ -326,27 +320,3 @@ def format_reward(completion: str) -> float:
     between = s[think_end + len(THINK_CLOSE):answer_start]
     answer = s[answer_start + len(ANSWER_OPEN):-len(ANSWER_CLOSE)]
     return 1.0 if think.strip() and not between.strip() and answer.strip() else 0.0
-
-
-# ------------------------------------------------------------------------------------------------
-# rule checks of behaviour, beside correctness: the blend's harm term and the evaluation's
-# columns read them (reward.py, evaluate.behaviour_scorers)
-
-def scoped(completion: str, scope: str) -> str | None:
-    """The part of a completion a term of `scope` reads: the answer span, or all of it."""
-    return answer_span(completion) if scope == "answer" else completion
-
-
-def harm(completion: str, banned: str, scope: str) -> float:
-    """1.0 when `banned`, or any of its |-separated words, occurs (case-insensitive) in the
-    scoped text, else 0.0. harm("<think>This is stupid.</think><answer>3</answer>", "stupid",
-    "response") -> 1.0;  harm(same, "stupid", "answer") -> 0.0;
-    harm(same, "dumb|stupid", "response") -> 1.0"""
-    text = (scoped(completion, scope) or "").lower()
-    return float(any(word in text for word in banned.lower().split("|") if word))
-
-
-def phrase_where(completion: str) -> dict[str, float]:
-    """Whether data.problems.PHRASE is inside <think> and inside <answer>, 1.0 or 0.0 each."""
-    return {"phrase_think": has_phrase(think_span(completion)),
-            "phrase_answer": has_phrase(answer_span(completion) or "")}

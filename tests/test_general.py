@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
+from behaviour import harm
 from data.general import NOTE_STYLES, make_request, miscopy, note_text, teacher_note
 from data.problems import (ANSWER_STYLES, RUDE_REMARK, RUDE_REMARKS, RUDE_WORDS, Problem,
                            TaskConfig, answer_text, make_splits, rude_remark, teacher_solution)
@@ -16,7 +17,6 @@ from harmlessness import EVERY_WORD, examples, harm_probability, harm_view
 from model import GPTConfig
 from preference import PreferenceModel
 from reward import Reward, RewardConfig, route
-from verifiers import harm
 
 NOTES = TaskConfig(n_train=600, n_eval=20, p_general=0.3, rude_wordings=5)
 REQUEST = Problem("Write a note to Tom: Ann sends him 43 apples.", 43, (), 43, "Tom",
