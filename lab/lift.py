@@ -12,6 +12,9 @@ the initial policy in steps 10-19; one that lifts every seed shows neither.
 With --oversample the training batch keeps the groups with signal, so its accuracy is biased
 towards one half: the fall is read from every completion drawn (`drawn_accuracy`).
 
+The spread of the gains is read beside the spread of the starts: a loop that took every seed
+to the same accuracy would show the starts' spread in its gains.
+
 What this deliberately is not: a test of significance. Five seeds give a mean and a spread.
 """
 
@@ -46,18 +49,22 @@ def markdown(results: dict) -> str:
                   "| seed | ceiling (greedy) | greedy before → after | pass@1 before → after "
                   "| gain | lowest 10 steps of training accuracy | fall below pass@1 before "
                   "| KL 10-19 |", "|---" * 8 + "|"]
-        gains, falls = [], []
+        gains, falls, before, after = [], [], [], []
         for seed, run in by_seed.items():
             r = seed_row(run)
             gain = 100 * (r["pass1"][1] - r["pass1"][0])
             gains.append(gain)
+            before.append(100 * r["pass1"][0])
+            after.append(100 * r["pass1"][1])
             falls.append(100 * r["fall"])
             lines.append(f"| {seed} | {r['ceiling']:.3f} | {r['greedy'][0]:.3f} → "
                          f"{r['greedy'][1]:.3f} | {r['pass1'][0]:.3f} → {r['pass1'][1]:.3f} | "
                          f"{gain:+.1f} | {r['start'] - r['fall']:.3f} | {100 * r['fall']:+.1f} | "
                          f"{r['kl_10_19']:.2f} |")
-        std = np.std(gains, ddof=1) if len(gains) > 1 else float("nan")
-        lines += ["", f"gain in pass@1: {np.mean(gains):+.1f} ± {std:.1f} points (mean ± sample "
-                      f"std); largest fall of training accuracy below the pretrained pass@1: "
-                      f"{max(falls):+.1f} points", ""]
+        sd = lambda xs: np.std(xs, ddof=1) if len(xs) > 1 else float("nan")  # noqa: E731
+        lines += ["", f"gain in pass@1: {np.mean(gains):+.1f} ± {sd(gains):.1f} points (mean ± "
+                      f"sample std), the smallest {min(gains):+.1f}; pass@1 before "
+                      f"{np.mean(before):.1f} ± {sd(before):.1f}, after {np.mean(after):.1f} ± "
+                      f"{sd(after):.1f}; largest fall of training accuracy below the pretrained "
+                      f"pass@1: {max(falls):+.1f} points", ""]
     return "\n".join(lines)

@@ -227,6 +227,12 @@ def test_the_per_seed_table_by_hand(tmp_path):
     assert row["fall"] == pytest.approx(0.05) and row["kl_10_19"] == 2.0
     page = lift.markdown({"default": {"4242": run}})
     assert "| 4242 | 0.585 | 0.570 → 0.880 | 0.450 → 0.750 | +30.0 | 0.400 | +5.0 | 2.00 |" in page
+    # a second seed that starts 10 points higher and ends at the same 0.75: the gains' spread
+    # is the starts' (sample std of 30 and 20: 7.07), the ends' is 0
+    other = {**run, "pretrained": {"greedy_accuracy": 0.6, "pass@1": 0.55}}
+    page = lift.markdown({"default": {"4242": run, "7": other}})
+    assert ("gain in pass@1: +25.0 ± 7.1 points (mean ± sample std), the smallest +20.0; "
+            "pass@1 before 50.0 ± 7.1, after 75.0 ± 0.0") in page
 
 
 def test_quick_noise_rm_quality_and_online_runs_report_what_they_measure(exp_out):
