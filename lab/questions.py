@@ -113,16 +113,17 @@ EXPERIMENTS = {
     # AdamW's second-moment horizon: Ma & Yarats, arXiv 1910.04209), the step size throughout,
     # and the groups without signal (oversampling, DAPO's dynamic sampling); then, with dynamic
     # sampling, whether the seeds that climb slowest only lack steps (the rate decays to 0 at
-    # the last step, so twice the steps also keep it higher for longer)
+    # the last step, so twice the steps also keep it higher for longer). The first five arms
+    # ran at 100 steps, the default before steps_200 made it 200
     "seeds": Experiment(
         "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
         "steps depend on", {},
-        {"oversample_1": dict(oversample=1.0),                       # no dynamic sampling
-         "no_pref": dict(oversample=1.0, w_pref=0.0),
-         "warmup_40": dict(oversample=1.0, rl_warmup=40),
-         "lr_half": dict(oversample=1.0, rl_lr=1.5e-4),
-         "oversample_2": dict(oversample=2.0),                       # dynamic sampling
-         "steps_200": dict(oversample=2.0, rl_steps=200)},           # and twice the steps
+        {"oversample_1": dict(oversample=1.0, rl_steps=100),         # no dynamic sampling
+         "no_pref": dict(oversample=1.0, w_pref=0.0, rl_steps=100),
+         "warmup_40": dict(oversample=1.0, rl_warmup=40, rl_steps=100),
+         "lr_half": dict(oversample=1.0, rl_lr=1.5e-4, rl_steps=100),
+         "oversample_2": dict(oversample=2.0, rl_steps=100),         # dynamic sampling
+         "steps_200": dict(oversample=2.0, rl_steps=200)},           # the default: both
         curves=("drawn_accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
         at_sizes=False, first_seed=1, corpus_seeds=True),
@@ -199,10 +200,10 @@ EXPERIMENTS = {
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
-# every experiment's arms: the cpu preset's model, corpus, pretraining and 100 RL steps, with half
-# its prompts per RL step (8 prompts x G = 8: 64 completions) at half its learning rate, and half
-# its held-out problems, with dynamic sampling as the default has it (twice the prompts drawn,
-# the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the preset's rate
-# undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
-SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0)
+# every experiment's arms: the cpu preset's model, corpus and pretraining, with half its RL steps
+# (100), half its prompts per RL step (8 prompts x G = 8: 64 completions) at half its learning
+# rate, and half its held-out problems, with dynamic sampling as the default has it (twice the
+# prompts drawn, the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the
+# preset's rate undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
+SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0, rl_steps=100)
 QUICK = dict(preset="smoke", rl_steps=3, rm_pairs=64, rm_steps=4)  # whatever the base asks
