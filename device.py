@@ -64,6 +64,19 @@ class Stopwatch:
         return self.laps[name]
 
 
+def large_blocks_mapped(threshold: int = 1 << 20) -> None:
+    """glibc's mallopt(M_MMAP_THRESHOLD, threshold): every block of `threshold` bytes or more
+    gets pages of its own, handed back to the OS when it is freed. Left alone, glibc raises the
+    threshold each time it frees a large mapped block (up to 32 MiB): after pretraining's large
+    activations, GRPO's tensors of a few MiB came from the heap, whose holes fit few of them,
+    and a step's resident set grew by twice its tensors. Costs a page fault per page of each
+    large block. A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)            # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def release_free_memory() -> None:
     """glibc's malloc_trim(0): hand the heap's free pages back to the OS. glibc keeps freed
     memory for reuse, and memory a stage has freed in blocks of other sizes is often not

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import dist
 from checkpoint import load_model, save_model
-from device import release_free_memory
+from device import large_blocks_mapped, release_free_memory
 from evaluate import evaluate
 from grpo import GRPOConfig, grpo_step
 from grpo_log import heldout_watch, step_line, step_metrics
@@ -55,6 +55,7 @@ def train_grpo(run, rcfg, prefcfg, cfg: GRPOConfig, out: str, device: str, split
     if prefcfg.rm_online_every and (world > 1 or task is None):
         raise ValueError("--rm_online_every labels in one process (not under torchrun)")
     # ---- setup: the policy, its frozen start (the reference), the reward, the optimiser
+    large_blocks_mapped()                # or a step's peak grows on pretraining's heap
     policy, tok, _ = load_model(out, "pretrain", device)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.watch_kl else None
     has_rm = rcfg.w_pref or os.path.exists(os.path.join(out, "reward.pt"))
