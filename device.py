@@ -69,8 +69,8 @@ def large_blocks_mapped(threshold: int = 1 << 20) -> None:
     gets pages of its own, handed back to the OS when it is freed. Left alone, glibc raises the
     threshold each time it frees a large mapped block (up to 32 MiB): after pretraining's large
     activations, GRPO's tensors of a few MiB came from the heap, whose holes fit few of them,
-    and a step's resident set grew by twice its tensors. Costs a page fault per page of each
-    large block. A no-op where there is no glibc."""
+    and a step's resident set grew well past what its tensors need (docs/speed.md, Memory).
+    Costs a page fault per page of each large block. A no-op where there is no glibc."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-3, threshold)            # -3: M_MMAP_THRESHOLD
     except (OSError, AttributeError):
