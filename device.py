@@ -71,10 +71,7 @@ def large_blocks_mapped(threshold: int = 1 << 20) -> None:
     activations, GRPO's tensors of a few MiB came from the heap, whose holes fit few of them,
     and a step's resident set grew well past what its tensors need (docs/speed.md, Memory).
     Costs a page fault per page of each large block. A no-op where there is no glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)            # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
+    glibc("mallopt", -3, threshold)                                  # -3: M_MMAP_THRESHOLD
 
 
 def release_free_memory() -> None:
@@ -82,7 +79,13 @@ def release_free_memory() -> None:
     memory for reuse, and memory a stage has freed in blocks of other sizes is often not
     reused by the next one, so without this the resident set of a run of several stages grows
     stage by stage. A no-op where there is no glibc."""
+    glibc("malloc_trim", 0)
+
+
+def glibc(name: str, *args: int) -> None:
+    """Call glibc's function `name` with integer arguments; nothing where there is no glibc
+    (macOS, Windows, musl)."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        getattr(ctypes.CDLL("libc.so.6"), name)(*args)
     except (OSError, AttributeError):
         pass
