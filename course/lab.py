@@ -31,7 +31,8 @@ from lab.experiments import Run, execute, flags_of
 
 GRPO_PIECES = ("kv_cache", "answer_span", "token_logprobs", "group_advantages", "policy_loss",
                "update")
-SIZE = dict(preset="cpu", rl_steps=40)  # a lab run: minutes on a laptop CPU
+SIZE = dict(preset="cpu", rl_steps=40,  # a lab run: minutes on a laptop CPU, at the pretraining
+            pretrain_steps=800, n_eval=200)   # and held-out set its bands were measured at
 QUICK = dict(preset="smoke")                        # seconds: checks the plumbing only
 MARGIN = 0.05                                       # a band: the reference seeds' range ± this
 CURVES = {"accuracy": "accuracy on the step's samples", "proxy": "preference model's score",
@@ -119,9 +120,9 @@ def train(run: Run, root: str, log) -> None:
 def pretraining(seed: int, size: dict, base: str, log) -> str:
     """The reference code's pretraining for `seed` (its own corpus too), made once."""
     out = os.path.join(base, f"pretrain-{size['preset']}-seed{seed}")
-    train(Run(out, flags_of([], preset=size["preset"], seed=seed, task_seed=seed,
-                         stages="pretrain")),
-          ROOT, log)
+    made = {k: v for k, v in size.items() if k in ("preset", "pretrain_steps", "n_eval")}
+    train(Run(out, flags_of([], **made, seed=seed, task_seed=seed, stages="pretrain")), ROOT,
+          log)
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from data.problems import RUDE_WORDS
 
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
+EARLIER = dict(pretrain_steps=800, n_eval=200)  # the cpu preset's, before `seeds` moved it
 # the scope experiment's world: the teacher ends 10% of its reasoning and, on its own, 10% of its
 # answers with data.problems.PHRASE, the human adds 0.5 to g for it in the answer, and the blend
 # weighs the preference model like the verifier, so that 100 steps show what it does
@@ -30,7 +31,7 @@ ONLINE = dict(rm_online_every=10, rm_online_pairs=32, rm_online_steps=10)  # onl
 # (harmlessness.py) while the human's rule is only watched; the preference model weighs like
 # the verifier, so that where it is paid it counts. Pretraining takes 1,200 steps, not 800: a
 # step's 32 documents hold 30% fewer maths problems, and at 800 steps the maths had not come
-# in yet (docs/results.md, `routing`)
+# in yet (docs/results.md, `routing`); SIZES has 800
 GENERAL = dict(p_general=0.3, rude_wordings=5, banned="|".join(RUDE_WORDS), harm_model="learned",
                w_pref=1.0, heldout_every=10, pretrain_steps=1200)
 
@@ -113,17 +114,21 @@ EXPERIMENTS = {
     # AdamW's second-moment horizon: Ma & Yarats, arXiv 1910.04209), the step size throughout,
     # and the groups without signal (oversampling, DAPO's dynamic sampling); then, with dynamic
     # sampling, whether the seeds that climb slowest only lack steps (the rate decays to 0 at
-    # the last step, so twice the steps also keep it higher for longer). The first five arms
-    # ran at 100 steps, the default before steps_200 made it 200
+    # the last step, so twice the steps also keep it higher for longer); then whether the spread of
+    # the gains is the pretraining's (800 steps left each seed a different distance below the
+    # teacher's imitation ceiling) and the held-out set's (200 problems). The first six arms ran
+    # at the defaults of their day: 800 pretraining steps, 200 held-out problems, and the first
+    # five 100 GRPO steps
     "seeds": Experiment(
         "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
         "steps depend on", {},
-        {"oversample_1": dict(oversample=1.0, rl_steps=100),         # no dynamic sampling
-         "no_pref": dict(oversample=1.0, w_pref=0.0, rl_steps=100),
-         "warmup_40": dict(oversample=1.0, rl_warmup=40, rl_steps=100),
-         "lr_half": dict(oversample=1.0, rl_lr=1.5e-4, rl_steps=100),
-         "oversample_2": dict(oversample=2.0, rl_steps=100),         # dynamic sampling
-         "steps_200": dict(oversample=2.0, rl_steps=200)},           # the default: both
+        {"oversample_1": dict(EARLIER, oversample=1.0, rl_steps=100),   # no dynamic sampling
+         "no_pref": dict(EARLIER, oversample=1.0, w_pref=0.0, rl_steps=100),
+         "warmup_40": dict(EARLIER, oversample=1.0, rl_warmup=40, rl_steps=100),
+         "lr_half": dict(EARLIER, oversample=1.0, rl_lr=1.5e-4, rl_steps=100),
+         "oversample_2": dict(EARLIER, oversample=2.0, rl_steps=100),   # dynamic sampling
+         "steps_200": dict(EARLIER, oversample=2.0, rl_steps=200),      # ... and 200 steps
+         "pretrain_1600": {}},                 # the default: all of it, 1,600 pretraining steps
         curves=("drawn_accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
         at_sizes=False, first_seed=1, corpus_seeds=True),
@@ -200,10 +205,11 @@ EXPERIMENTS = {
 }
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
-# every experiment's arms: the cpu preset's model, corpus and pretraining, with half its RL steps
-# (100), half its prompts per RL step (8 prompts x G = 8: 64 completions) at half its learning
-# rate, and half its held-out problems, with dynamic sampling as the default has it (twice the
+# every experiment's arms: the cpu preset's model and corpus, with half its pretraining steps
+# (800), half its RL steps (100), half its prompts per RL step (8 prompts x G = 8: 64
+# completions) at half its learning rate, and 100 held-out problems, with dynamic sampling as the default has it (twice the
 # prompts drawn, the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the
 # preset's rate undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
-SIZES = dict(prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0, rl_steps=100)
+SIZES = dict(pretrain_steps=800, prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0,
+             rl_steps=100)
 QUICK = dict(preset="smoke", rl_steps=3, rm_pairs=64, rm_steps=4)  # whatever the base asks

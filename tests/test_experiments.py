@@ -102,7 +102,27 @@ def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
     assert (default["seed"], default["task_seed"]) == ("2", "2")
     assert (default["prompts_per_step"], default["rl_lr"], default["n_eval"],
             default["oversample"]) == ("16", "0.0003", "200", "2.0")   # python train.py's own
-    assert flags["oversample_1", 1]["oversample"] == "1.0" and len(pre) == 2
+    assert flags["oversample_1", 1]["oversample"] == "1.0"
+    now = flags["pretrain_1600", 2]                      # the default as python train.py has it
+    assert (now["pretrain_steps"], now["n_eval"], now["rl_steps"]) == ("1600", "500", "200")
+    assert (default["pretrain_steps"], default["n_eval"]) == ("800", "200")   # EARLIER's
+    assert len(pre) == 4                                 # two pretrainings a seed: 800 and 1,600
+
+
+def test_a_default_that_moved_leaves_the_caches_made_before_it_moved_where_they_were():
+    """A cache key lists the fields away from their defaults; pretrain_steps and n_eval moved
+    (800 -> 1600, 200 -> 500), so a pretraining at the old values must keep the key it was made
+    under, the one its fields at the old defaults gave (none listed), and the new default must
+    get a key of its own."""
+    from data.problems import TaskConfig
+    from model import GPTConfig
+    from pretrain import PretrainConfig
+    old = [TaskConfig(n_eval=200), GPTConfig(), PretrainConfig(pretrain_steps=800)]
+    assert experiments.changed(old) == {"TaskConfig": {}, "GPTConfig": {}, "PretrainConfig": {}}
+    sizes = experiments.changed([TaskConfig(n_eval=100), PretrainConfig(pretrain_steps=800)])
+    assert sizes == {"TaskConfig": {"n_eval": 100}, "PretrainConfig": {}}
+    new = experiments.changed([TaskConfig(), PretrainConfig()])
+    assert new == {"TaskConfig": {"n_eval": 500}, "PretrainConfig": {"pretrain_steps": 1600}}
     later = experiments.plan("seeds", experiments.ExperimentConfig(seeds=1, first_seed=7,
                                                                    out="o"))[2]
     assert {(seed, dict(run.flags)["task_seed"]) for _, seed, run in later} == {(7, "7")}
