@@ -114,11 +114,11 @@ EXPERIMENTS = {
     # AdamW's second-moment horizon: Ma & Yarats, arXiv 1910.04209), the step size throughout,
     # and the groups without signal (oversampling, DAPO's dynamic sampling); then, with dynamic
     # sampling, whether the seeds that climb slowest only lack steps (the rate decays to 0 at
-    # the last step, so twice the steps also keep it higher for longer); then whether the spread of
-    # the gains is the pretraining's (800 steps left each seed a different distance below the
-    # teacher's imitation ceiling) and the held-out set's (200 problems). The first six arms ran
-    # at the defaults of their day: 800 pretraining steps, 200 held-out problems, and the first
-    # five 100 GRPO steps
+    # the last step, so twice the steps also keep it higher for longer); then whether the
+    # spread of the gains is the pretraining's (800 steps left each seed a different distance
+    # below the teacher's imitation ceiling) and the held-out set's (200 problems). The first six
+    # arms ran at the defaults of their day: 800 pretraining steps, 200 held-out problems, and
+    # the first five 100 GRPO steps
     "seeds": Experiment(
         "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
         "steps depend on", {},
@@ -207,9 +207,10 @@ BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick:
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
 # every experiment's arms: the cpu preset's model and corpus, with half its pretraining steps
 # (800), half its RL steps (100), half its prompts per RL step (8 prompts x G = 8: 64
-# completions) at half its learning rate, and 100 held-out problems, with dynamic sampling as the default has it (twice the
-# prompts drawn, the groups whose rewards differ kept). Before dynamic sampling, 8 prompts at the
-# preset's rate undid the verifier's gain (docs/results.md has the probe); --quick: tiny sizes
+# completions) at half its learning rate, and 100 held-out problems, with dynamic sampling as
+# the default has it (twice the prompts drawn, the groups whose rewards differ kept). Before
+# dynamic sampling, 8 prompts at the preset's rate undid the verifier's gain (docs/results.md
+# has the probe); --quick: tiny sizes
 SIZES = dict(pretrain_steps=800, prompts_per_step=8, rl_lr=1.5e-4, n_eval=100, oversample=2.0,
              rl_steps=100)
 QUICK = dict(preset="smoke", rl_steps=3, rm_pairs=64, rm_steps=4)  # whatever the base asks
