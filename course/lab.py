@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from course.exercises import by_name
 from course.make import ROOT, body, is_stub, splice, tracked_files
 from lab.experiments import Run, execute, flags_of
+from lab.questions import EARLIER
 
 GRPO_PIECES = ("kv_cache", "answer_span", "token_logprobs", "group_advantages", "policy_loss",
                "update")
 SIZE = dict(preset="cpu", rl_steps=40,  # a lab run: minutes on a laptop CPU, at the pretraining
-            pretrain_steps=800, n_eval=200)   # and held-out set its bands were measured at
+            **EARLIER)                  # and held-out set its bands were measured at
 QUICK = dict(preset="smoke")                        # seconds: checks the plumbing only
 MARGIN = 0.05                                       # a band: the reference seeds' range ± this
 CURVES = {"accuracy": "accuracy on the step's samples", "proxy": "preference model's score",

@@ -46,7 +46,7 @@ import config
 import train
 from checkpoint import write_json, write_text
 from lab import label_cost, lift, overopt, passk, rm_quality, summary
-from lab.questions import (BON_PROMPTS, EXPERIMENTS, PASSK_PROMPTS, QUICK, QUICK_BON,
+from lab.questions import (BON_PROMPTS, EARLIER, EXPERIMENTS, PASSK_PROMPTS, QUICK, QUICK_BON,
                            QUICK_PASSK, SIZES)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository
@@ -84,18 +84,14 @@ def key(*parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-# the fields whose default moved after caches were keyed on them, with the default they were
-# keyed against (the seeds experiment moved both): a model made at the old default keeps its key
-KEYED_DEFAULTS = {"pretrain_steps": 800, "n_eval": 200}
-
-
 def changed(configs: list) -> dict:
     """as_dict's {'TaskConfig': {...}, ...} with only the fields that differ from their
-    dataclass defaults (KEYED_DEFAULTS' for a default that moved): a knob added later with a
-    default that keeps the old behaviour leaves every cache key, and so every cached pretraining
-    and preference model, as it was."""
+    dataclass defaults, or from EARLIER's for a default that moved after caches were keyed on it
+    (a model made at the old default keeps its key): a knob added later with a default that
+    keeps the old behaviour leaves every cache key, and so every cached pretraining and
+    preference model, as it was."""
     return {type(c).__name__: {f.name: getattr(c, f.name) for f in dataclasses.fields(c)
-                               if getattr(c, f.name) != KEYED_DEFAULTS.get(f.name, f.default)}
+                               if getattr(c, f.name) != EARLIER.get(f.name, f.default)}
             for c in configs}
 
 

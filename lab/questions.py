@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from data.problems import RUDE_WORDS
 
 ALONE = dict(w_correct=0.0, w_format=0.0, w_harm=0.0, w_pref=1.0)  # the preference model alone
-EARLIER = dict(pretrain_steps=800, n_eval=200)  # the cpu preset's, before `seeds` moved it
+# the cpu preset's, before `seeds` moved them: where the arms measured before were, where the
+# course's labs stay, and what the cache keys are taken against (lab/experiments.changed)
+EARLIER = dict(pretrain_steps=800, n_eval=200)
 # the scope experiment's world: the teacher ends 10% of its reasoning and, on its own, 10% of its
 # answers with data.problems.PHRASE, the human adds 0.5 to g for it in the answer, and the blend
 # weighs the preference model like the verifier, so that 100 steps show what it does
