@@ -63,7 +63,7 @@ from sampler import Rollout, generate
 @dataclass
 class GRPOConfig:
     """GRPO: the group advantage, the clipped loss and its aggregation, the rollouts."""
-    rl_steps: int = 200         # policy updates
+    rl_steps: int = 100         # policy updates
     prompts_per_step: int = 16  # B
     group_size: int = 8         # G completions per prompt, >= 2 (a group's baseline needs two)
     rl_lr: float = 3e-4         # AdamW peak: linear warm-up, then linear decay to 0

@@ -118,9 +118,10 @@ EXPERIMENTS = {
     # sampling, whether the seeds that climb slowest only lack steps (the rate decays to 0 at
     # the last step, so twice the steps also keep it higher for longer); then whether the
     # spread of the gains is the pretraining's (800 steps left each seed a different distance
-    # below the teacher's imitation ceiling) and the held-out set's (200 problems). The first six
-    # arms ran at the defaults of their day: 800 pretraining steps, 200 held-out problems, and
-    # the first five 100 GRPO steps
+    # below the teacher's imitation ceiling) and the held-out set's (200 problems); then whether
+    # a policy that starts at the teacher needs the 200 steps. The first six arms ran at the
+    # defaults of their day: 800 pretraining steps, 200 held-out problems, and the first five
+    # 100 GRPO steps
     "seeds": Experiment(
         "python train.py on seeds nobody tuned on, each with its own corpus, and what its first "
         "steps depend on", {},
@@ -130,7 +131,8 @@ EXPERIMENTS = {
          "lr_half": dict(EARLIER, oversample=1.0, rl_lr=1.5e-4, rl_steps=100),
          "oversample_2": dict(EARLIER, oversample=2.0, rl_steps=100),   # dynamic sampling
          "steps_200": dict(EARLIER, oversample=2.0, rl_steps=200),      # ... and 200 steps
-         "pretrain_1600": {}},                 # the default: all of it, 1,600 pretraining steps
+         "pretrain_1600": dict(rl_steps=200),  # all of it after 1,600 pretraining steps
+         "steps_100": {}},                     # the default: ... and 100 GRPO steps again
         curves=("drawn_accuracy", "kl_k1_seq", "r/pref", "grad_norm"),
         columns=("greedy_accuracy", "pass@1", "pass@k", "gold_utility", "wrong_unit_rate"),
         at_sizes=False, first_seed=1, corpus_seeds=True),

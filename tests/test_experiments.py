@@ -105,6 +105,9 @@ def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
     assert flags["oversample_1", 1]["oversample"] == "1.0"
     now = flags["pretrain_1600", 2]                      # the default as python train.py has it
     assert (now["pretrain_steps"], now["n_eval"], now["rl_steps"]) == ("1600", "500", "200")
+    assert flags["steps_100", 2]["rl_steps"] == "100"      # the default: python train.py's own
+    assert {k: v for k, v in flags["steps_100", 2].items() if k != "rl_steps"} == {
+        k: v for k, v in now.items() if k != "rl_steps"}  # and nothing else of it differs
     assert (default["pretrain_steps"], default["n_eval"]) == ("800", "200")   # EARLIER's
     assert len(pre) == 4                                 # two pretrainings a seed: 800 and 1,600
 
