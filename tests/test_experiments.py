@@ -103,7 +103,7 @@ def test_the_seeds_experiment_is_python_train_py_on_new_seeds_and_corpora():
     assert (default["prompts_per_step"], default["rl_lr"], default["n_eval"],
             default["oversample"]) == ("16", "0.0003", "200", "2.0")   # python train.py's own
     assert flags["oversample_1", 1]["oversample"] == "1.0"
-    now = flags["pretrain_1600", 2]                      # the default as python train.py has it
+    now = flags["pretrain_1600", 2]                      # the default's pretraining, 200 steps
     assert (now["pretrain_steps"], now["n_eval"], now["rl_steps"]) == ("1600", "500", "200")
     assert flags["steps_100", 2]["rl_steps"] == "100"      # the default: python train.py's own
     assert {k: v for k, v in flags["steps_100", 2].items() if k != "rl_steps"} == {
