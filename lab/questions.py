@@ -210,7 +210,7 @@ EXPERIMENTS = {
 BON_PROMPTS, QUICK_BON = 64, (8, 4)     # best-of-n's held-out prompts; --quick: n_max, prompts
 PASSK_PROMPTS, QUICK_PASSK = 25, (4, 2)  # pass@k's problems per held-out set; --quick: n, prompts
 # every experiment's arms: the cpu preset's model and corpus, with half its pretraining steps
-# (800), half its RL steps (100), half its prompts per RL step (8 prompts x G = 8: 64
+# (800), its RL steps (100, pinned here), half its prompts per RL step (8 prompts x G = 8: 64
 # completions) at half its learning rate, and 100 held-out problems, with dynamic sampling as
 # the default has it (twice the prompts drawn, the groups whose rewards differ kept). Before
 # dynamic sampling, 8 prompts at the preset's rate undid the verifier's gain (docs/results.md
